@@ -1,0 +1,79 @@
+"""One typed settings object for every Gridwatch process.
+
+Every field is read from a ``GRIDWATCH_<FIELD>`` environment variable (upper case).
+Defaults are what ``deploy/setup`` starts on a local machine, so a local run needs none.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GRIDWATCH_", extra="forbid", frozen=True)
+
+    # --- MQTT broker (the project's own Mosquitto, deploy/mosquitto/gridwatch.conf) ---
+    mqtt_host: str = Field("127.0.0.1", description="MQTT broker host")
+    mqtt_port: int = Field(1884, description="MQTT broker port (the project-local broker)")
+    mqtt_username: str | None = Field(None, description="MQTT user name, if the broker needs one")
+    mqtt_password: str | None = Field(None, description="MQTT password")
+    topic_prefix: str = Field("gw/v1", description="Prefix of every protocol topic")
+    mqtt_session_expiry_s: int = Field(
+        7 * 24 * 3600, description="How long the broker keeps ingest's session (and queued fixes) while ingest is away"
+    )
+    ingest_client_id: str = Field("gridwatch-ingest-1", description="MQTT client id of this ingest process (unique per process)")
+    ingest_share_group: str = Field("ingest", description="Shared-subscription group that ingest processes split the load in")
+
+    # --- PostgreSQL / TimescaleDB ---
+    pg_dsn: str = Field(
+        "postgresql://postgres@127.0.0.1:5433/gridwatch", description="PostgreSQL DSN (the project-local TimescaleDB cluster)"
+    )
+    retention_days: int = Field(400, description="Days of GPS history kept (a year plus margin)")
+    partitions_ahead_days: int = Field(7, description="Native-partition mode: days of partitions created ahead")
+
+    # --- Redis (live state; rebuilt from PostgreSQL when empty) ---
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL for live state")
+    redis_prefix: str = Field("gw:", description="Prefix of every Redis key (lets several cities or test runs share one Redis)")
+    event_stream_maxlen: int = Field(100_000, description="Approximate length kept of the Redis stream of new events")
+
+    # --- Ingest ---
+    ingest_batch_max: int = Field(2000, description="Flush a batch at this many messages ...")
+    ingest_batch_ms: int = Field(100, description="... or after this many milliseconds, whichever comes first")
+    ingest_queue_max: int = Field(200_000, description="Bound of the in-process receive queue")
+    max_payload_bytes: int = Field(64 * 1024, description="Payloads larger than this are dead-lettered")
+    max_future_skew_s: int = Field(300, description="A timestamp further than this in the future is rejected")
+    max_past_age_days: int = Field(30, description="A timestamp older than this is rejected (terminal clock reset)")
+    stats_interval_s: float = Field(10.0, description="Seconds between throughput summaries in the log")
+    grid_reload_s: float = Field(30.0, description="Seconds between checks for a re-imported grid")
+
+    # --- Live state semantics ---
+    online_window_s: int = Field(120, description="A terminal is online when its last fix or heartbeat is younger than this")
+    timezone: str = Field("Asia/Shanghai", description="Time zone of the bureau: 'today' starts at its midnight")
+
+    # --- City ---
+    city_code: str = Field("3606", description="Division code of the city (Yingtan)")
+    city_bbox: tuple[float, float, float, float] = Field(
+        (116.60, 27.75, 117.55, 28.72), description="lon_min, lat_min, lon_max, lat_max: grid geometry outside is rejected"
+    )
+
+    # --- Dashboard ---
+    language: Literal["zh-CN", "en"] = Field("zh-CN", description="Interface language of the wall")
+    tile_url: str | None = Field(None, description="Base map tile URL template; none gives a plain dark map")
+    tile_attribution: str = Field("", description="Attribution shown for the tiles")
+    wall_refresh_ms: int = Field(1000, description="How often the wall polls the live snapshot")
+    wall_rotate_s: int = Field(0, description="Wall mode: seconds per level-1 grid in the focus rotation (0 = off)")
+    web_secret: str = Field("change-me", description="Secret for the duty officer's sign-in session")
+    duty_officers: str = Field("duty:duty", description="Comma-separated user:password pairs allowed to act on alerts")
+
+    log_level: str = Field("INFO", description="Log level of every process")
+    log_format: Literal["json", "text"] = Field("text", description="json for log shippers, text for a terminal")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
