@@ -1,0 +1,1 @@
+"""The store: plain-SQL migrations, the store mode, and maintenance (retention, partitions)."""
