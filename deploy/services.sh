@@ -98,7 +98,8 @@ path_traversable() {
     local d
     d=$(readlink -f "$1")
     while [[ $d != / ]]; do
-        [[ $(stat -c %A "$d") == *x ]] || return 1
+        # Octal mode's last digit = "other" bits; 1 = x. (Not %A: /tmp shows "t" for x+sticky.)
+        (($(stat -c %a "$d") % 10 & 1)) || return 1
         d=$(dirname "$d")
     done
 }
