@@ -1,0 +1,533 @@
+"""The reference terminal client: protocol v1 as docs/protocol/asyncapi.yaml specifies it.
+
+* One MQTT v5 session per terminal, client id = terminal id, QoS 1 (transport: ``terminal.mqtt``).
+* Last Will: retained ``{"online":false}`` on ``{prefix}/t/{id}/status``; on every connect the
+  client publishes a retained ``TerminalStatus(online=True)``; a clean stop publishes
+  ``online: false`` itself before its DISCONNECT.
+* ``seq``: one per-terminal counter shared by fixes and events, monotonically increasing across
+  restarts (persisted in blocks in a small state file when ``state_path`` is given; without one it
+  starts at the current Unix time in milliseconds, which still increases across restarts as long
+  as the terminal averages under one message per millisecond).
+* Offline buffering: while not connected, fixes, events and acks go into an ordered, bounded
+  buffer (optionally persisted as JSON lines). After reconnecting — and after paho has re-sent
+  what was in flight when the connection broke — the buffer is flushed IN ORDER: each run of
+  consecutive fixes as JSON arrays of at most ``max_array`` fixes and ``max_payload_bytes`` bytes,
+  events and acks one by one in between.
+* Commands: subscribes to ``cmd/t/{id}``, ``cmd/grid/{g}`` for each of its grids and ``cmd/all``;
+  answers each new command ``received`` at once, dedupes by ``command_id``, hands the command to
+  ``on_command``; the caller answers ``accepted``/``done``/``rejected`` later with :meth:`send_ack`.
+* Every payload is a schema model's ``model_dump_json`` (arrays are those dumps joined, byte-for-byte
+  what ``TypeAdapter(list[GpsFix]).dump_json`` gives).
+
+Threading: all network work happens on a :class:`~terminal.mqtt.NetworkLoop` thread. ``send_*``
+may be called from any thread: the message is built (and its ``seq`` taken) at once, in call order,
+and handed to the loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Callable
+from uuid import UUID
+
+from pydantic import BaseModel, ValidationError
+
+from schemas.ack import AckStatus, CommandAck
+from schemas.commands import Command
+from schemas.events import (
+    EventKind,
+    Heartbeat,
+    InspectionCompleted,
+    InspectionStarted,
+    PatrolEnded,
+    PatrolStarted,
+    Report,
+    Sos,
+)
+from schemas.gps import GpsFix
+from schemas.status import TerminalStatus
+from schemas.topics import Channel, Topics
+from terminal.mqtt import ConnectionOptions, MqttConnection, NetworkLoop
+
+log = logging.getLogger(__name__)
+
+APP_VERSION = "gridwatch-terminal/1.0"
+
+EVENT_MODELS: dict[str, type[BaseModel]] = {
+    EventKind.INSPECTION_STARTED: InspectionStarted,
+    EventKind.INSPECTION_COMPLETED: InspectionCompleted,
+    EventKind.REPORT: Report,
+    EventKind.SOS: Sos,
+    EventKind.PATROL_STARTED: PatrolStarted,
+    EventKind.PATROL_ENDED: PatrolEnded,
+    EventKind.HEARTBEAT: Heartbeat,
+}
+
+
+def utc_now() -> datetime:
+    """Wall-clock UTC, millisecond precision (what a phone's GPS stack gives)."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def dump(model: BaseModel) -> bytes:
+    return model.model_dump_json(exclude_none=True).encode()
+
+
+@dataclass
+class TerminalConfig:
+    terminal_id: str
+    grids: tuple[str, ...] = ()
+    prefix: str = "gw/v1"
+    state_path: Path | None = None  # seq and seen command ids survive restarts
+    buffer_path: Path | None = None  # the offline buffer survives restarts (at-least-once)
+    buffer_max: int = 20_000  # entries; beyond it the oldest fix is dropped (events are kept longer)
+    max_array: int = 500  # fixes per flushed array
+    max_payload_bytes: int = 64 * 1024  # the platform's limit (Settings.max_payload_bytes)
+    app_version: str = APP_VERSION
+    keepalive_s: int = 30
+    session_expiry_s: int = 24 * 3600  # the broker keeps commands for us while we are away
+    seen_commands_max: int = 1000
+
+
+@dataclass
+class ClientStats:
+    fixes: int = 0  # fixes made (sent or buffered)
+    events: int = 0
+    acks: int = 0
+    commands: int = 0  # new commands received
+    duplicate_commands: int = 0
+    invalid_commands: int = 0
+    flushed_messages: int = 0  # messages published by buffer flushes
+    buffer_dropped: int = 0
+
+
+class SeqState:
+    """The per-terminal ``seq`` counter and the ids of commands already seen.
+
+    Persisted (atomically, temp file + rename) only every ``block`` messages: the file stores a
+    reserved high-water mark, and a restart continues from it, so seq never goes back (gaps are
+    allowed; duplicates are not).
+    """
+
+    def __init__(self, path: Path | None, *, block: int = 100, seen_max: int = 1000) -> None:
+        self.path = path
+        self.block = block
+        self.seen: OrderedDict[str, None] = OrderedDict()
+        self.seen_max = seen_max
+        start = time.time_ns() // 1_000_000
+        if path is not None and path.exists():
+            data = json.loads(path.read_text())
+            start = int(data["next_seq"])
+            for cid in data.get("seen_commands", []):
+                self.seen[cid] = None
+        self._next = start
+        self._reserved = start
+        self._lock = threading.Lock()
+        self._reserve()
+
+    def next(self) -> int:
+        with self._lock:
+            n = self._next
+            self._next += 1
+            if self._next >= self._reserved:
+                self._reserve()
+            return n
+
+    @property
+    def peek(self) -> int:
+        return self._next
+
+    def seen_command(self, command_id: str) -> bool:
+        """True if already seen; otherwise remembers it (and persists) and returns False."""
+        with self._lock:
+            if command_id in self.seen:
+                return True
+            self.seen[command_id] = None
+            while len(self.seen) > self.seen_max:
+                self.seen.popitem(last=False)
+            self._save()
+            return False
+
+    def _reserve(self) -> None:
+        self._reserved = self._next + self.block
+        self._save()
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        data = {"next_seq": self._reserved, "seen_commands": list(self.seen)}
+        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, self.path)
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    channel: Channel
+    payload: bytes
+
+
+class OfflineBuffer:
+    """Ordered, bounded buffer of messages made while offline, optionally persisted (JSON lines)."""
+
+    def __init__(self, maxlen: int, path: Path | None = None) -> None:
+        self.maxlen = maxlen
+        self.path = path
+        self.items: deque[Outgoing] = deque()
+        self.dropped = 0
+        self._fh: Any = None
+        if path is not None:
+            if path.exists():
+                for line in path.read_text().splitlines():
+                    if line.strip():
+                        ch, _, payload = line.partition("\t")
+                        self.items.append(Outgoing(Channel(ch), payload.encode()))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = path.open("a")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def append(self, item: Outgoing) -> None:
+        self.items.append(item)
+        if self._fh is not None:
+            self._fh.write(f"{item.channel.value}\t{item.payload.decode()}\n")
+            self._fh.flush()
+        if len(self.items) > self.maxlen:
+            self._drop_one()
+
+    def _drop_one(self) -> None:
+        for i, it in enumerate(self.items):
+            if it.channel is Channel.GPS:
+                del self.items[i]
+                break
+        else:
+            self.items.popleft()
+        self.dropped += 1
+        self._rewrite()
+
+    def drain(self) -> list[Outgoing]:
+        out = list(self.items)
+        self.items.clear()
+        return out
+
+    def forget_persisted(self) -> None:
+        """Everything drained has been acknowledged by the broker: empty the file."""
+        if self._fh is not None and not self.items:
+            self._fh.truncate(0)
+            self._fh.seek(0)
+
+    def _rewrite(self) -> None:
+        if self._fh is None:
+            return
+        self._fh.truncate(0)
+        self._fh.seek(0)
+        self._fh.writelines(f"{i.channel.value}\t{i.payload.decode()}\n" for i in self.items)
+        self._fh.flush()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def chunk_outgoing(items: list[Outgoing], max_array: int, max_bytes: int) -> list[Outgoing]:
+    """Group runs of consecutive single-fix messages into arrays (≤ max_array fixes, ≤ max_bytes);
+    everything else passes through in place. Order is preserved."""
+    out: list[Outgoing] = []
+    run: list[bytes] = []
+    size = 2
+
+    def close_run() -> None:
+        nonlocal run, size
+        if run:
+            out.append(Outgoing(Channel.GPS, b"[" + b",".join(run) + b"]"))
+        run, size = [], 2
+
+    for it in items:
+        if it.channel is not Channel.GPS:
+            close_run()
+            out.append(it)
+            continue
+        fix = it.payload  # always one fix: send_fix buffers single fixes
+        extra = len(fix) + (1 if run else 0)
+        if run and (len(run) >= max_array or size + extra > max_bytes):
+            close_run()
+            extra = len(fix)
+        run.append(fix)
+        size += extra
+    close_run()
+    return out
+
+
+CommandHandler = Callable[["TerminalClient", Command, str], None]
+
+
+class TerminalClient:
+    """One terminal. Construct, ``start()``, ``send_fix``/``send_event``/``send_ack``, ``stop()``.
+
+    Pass ``loop`` to share a :class:`NetworkLoop` (the fleet does); without one the client owns
+    a loop thread of its own, started by :meth:`start`.
+    """
+
+    def __init__(
+        self,
+        config: TerminalConfig,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 1884,
+        username: str | None = None,
+        password: str | None = None,
+        loop: NetworkLoop | None = None,
+        on_command: CommandHandler | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        battery: Callable[[], float | None] = lambda: None,
+    ) -> None:
+        self.config = config
+        self.id = config.terminal_id
+        self.topics = Topics(config.prefix)
+        self.on_command = on_command
+        self.clock = clock
+        self.battery = battery
+        self.stats = ClientStats()
+        self.seq = SeqState(config.state_path, seen_max=config.seen_commands_max)
+        self.buffer = OfflineBuffer(config.buffer_max, config.buffer_path)
+        self._own_loop = loop is None
+        self.loop = loop or NetworkLoop(name=f"gw-terminal-{self.id}")
+        self._ready = False  # connected AND the buffer flushed: new messages go straight out
+        self._unacked: set[int] = set()  # mids handed to paho, not yet PUBACKed
+        self._flush_mids: set[int] = set()
+        self._build_lock = threading.Lock()
+        self._started = False
+        will = TerminalStatus(online=False)
+        self.conn = MqttConnection(
+            self.loop,
+            ConnectionOptions(
+                host=host,
+                port=port,
+                client_id=self.id,
+                keepalive=config.keepalive_s,
+                clean_start=False,
+                session_expiry_s=config.session_expiry_s,
+                username=username,
+                password=password,
+                will_topic=self.topics.terminal(self.id, Channel.STATUS),
+                will_payload=dump(will),
+                will_retain=True,
+            ),
+            on_connected=self._on_connected,
+            on_disconnected=self._on_disconnected,
+            on_message=self._on_message,
+            on_published=self._on_published,
+        )
+
+    # --- lifecycle ------------------------------------------------------------
+    def start(self) -> "TerminalClient":
+        if self._own_loop:
+            self.loop.start()
+        self.loop.run_sync(self.conn.open)
+        self._started = True
+        return self
+
+    def stop(self, *, graceful: bool = True, timeout: float = 5.0) -> None:
+        """Stop. ``graceful``: publish retained ``online: false``, wait for in-flight PUBACKs
+        (up to ``timeout``), DISCONNECT. Not graceful: drop the socket (the broker sends the Will)."""
+        if not self._started:
+            return
+        if graceful:
+            self.loop.run_sync(self._publish_status, False)
+            deadline = time.monotonic() + timeout
+            while self.connected and self._unacked and time.monotonic() < deadline:
+                if self.loop.in_loop_thread() or not self.loop.running:
+                    break
+                time.sleep(0.02)
+        self.loop.run_sync(lambda: self.conn.close(graceful=graceful))
+        self._started = False
+        self.buffer.close()
+        if self._own_loop:
+            self.loop.stop()
+
+    def kill(self) -> None:
+        """Die uncleanly: the socket is cut, nothing more is sent; the broker publishes the Will."""
+        self.stop(graceful=False)
+
+    def go_offline(self) -> None:
+        """Lose the network (abruptly: the broker sends the Will) until :meth:`go_online`."""
+        self._call(self.conn.drop, suspend=True)
+
+    def go_online(self) -> None:
+        self._call(self.conn.resume)
+
+    def set_server(self, host: str, port: int) -> None:
+        self._call(self.conn.set_server, host, port)
+
+    @property
+    def connected(self) -> bool:
+        return self.conn.connected
+
+    @property
+    def buffered(self) -> int:
+        return len(self.buffer)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._unacked)
+
+    def wait_connected(self, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._ready:
+                return True
+            time.sleep(0.01)
+        return self._ready
+
+    def wait_delivered(self, timeout: float = 10.0) -> bool:
+        """Until connected, the buffer is empty and every message published is PUBACKed."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._ready and not self.buffer.items and not self._unacked:
+                return True
+            time.sleep(0.01)
+        return False
+
+    # --- sending ----------------------------------------------------------------------
+    def send_fix(
+        self,
+        lat: float,
+        lon: float,
+        *,
+        acc_m: float | None = None,
+        speed_mps: float | None = None,
+        heading_deg: float | None = None,
+        battery_pct: float | None = None,
+        ts: datetime | None = None,
+    ) -> GpsFix:
+        with self._build_lock:
+            fix = GpsFix(
+                seq=self.seq.next(),
+                ts=ts or self.clock(),
+                lat=lat,
+                lon=lon,
+                acc_m=acc_m,
+                speed_mps=speed_mps,
+                heading_deg=heading_deg,
+                battery_pct=battery_pct,
+            )
+            self.stats.fixes += 1
+            self._call(self._submit, Outgoing(Channel.GPS, dump(fix)))
+        return fix
+
+    def send_event(
+        self,
+        kind: EventKind | str,
+        body: BaseModel | None = None,
+        *,
+        lat: float | None = None,
+        lon: float | None = None,
+        ts: datetime | None = None,
+    ) -> BaseModel:
+        model = EVENT_MODELS[EventKind(kind)]
+        with self._build_lock:
+            fields: dict[str, Any] = {"seq": self.seq.next(), "ts": ts or self.clock(), "kind": EventKind(kind).value}
+            if lat is not None and lon is not None:
+                fields.update(lat=lat, lon=lon)
+            if body is not None:
+                fields["body"] = body
+            event = model(**fields)
+            self.stats.events += 1
+            self._call(self._submit, Outgoing(Channel.EVENT, dump(event)))
+        return event
+
+    def send_ack(self, command_id: UUID | str, status: AckStatus | str, note: str | None = None) -> CommandAck:
+        ack = CommandAck(command_id=command_id, ts=self.clock(), status=AckStatus(status), note=note)
+        with self._build_lock:
+            self.stats.acks += 1
+            self._call(self._submit, Outgoing(Channel.ACK, dump(ack)))
+        return ack
+
+    # --- loop-thread internals ---------------------------------------------------------
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        if self.loop.in_loop_thread() or not self.loop.running:
+            fn(*args, **kwargs)
+        else:
+            self.loop.call_soon_threadsafe(lambda: fn(*args, **kwargs))
+
+    def _submit(self, item: Outgoing) -> None:
+        if self._ready and self.conn.connected:
+            self._publish(item)
+        else:
+            self.buffer.append(item)
+            self.stats.buffer_dropped = self.buffer.dropped
+
+    def _publish(self, item: Outgoing, *, retain: bool = False) -> int:
+        mid = self.conn.publish(self.topics.terminal(self.id, item.channel), item.payload, retain=retain)
+        self._unacked.add(mid)
+        return mid
+
+    def _publish_status(self, online: bool) -> None:
+        if not self.conn.connected:
+            return
+        status = TerminalStatus(online=online, ts=self.clock(), battery_pct=self.battery(), app_version=self.config.app_version)
+        self._publish(Outgoing(Channel.STATUS, dump(status)), retain=True)
+
+    def _on_connected(self) -> None:
+        self._publish_status(True)
+        t = self.topics
+        self.conn.subscribe([t.cmd_terminal(self.id), *(t.cmd_grid(g) for g in self.config.grids), t.cmd_all])
+        # paho re-sends what was in flight when the link broke right after this callback returns;
+        # flushing on the next loop turn keeps the buffered messages after those.
+        self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        if not self.conn.connected:
+            return
+        items = self.buffer.drain()
+        if items:
+            for out in chunk_outgoing(items, self.config.max_array, self.config.max_payload_bytes):
+                self._flush_mids.add(self._publish(out))
+                self.stats.flushed_messages += 1
+            log.debug("%s: flushed %d buffered messages", self.id, len(items))
+        self._ready = True
+
+    def _on_disconnected(self, reason: str) -> None:
+        self._ready = False
+        # whatever paho still holds un-acked it re-sends after reconnecting
+        log.debug("%s: disconnected (%s)", self.id, reason)
+
+    def _on_published(self, mid: int) -> None:
+        self._unacked.discard(mid)
+        if mid in self._flush_mids:
+            self._flush_mids.discard(mid)
+            if not self._flush_mids:
+                self.buffer.forget_persisted()
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        try:
+            command = Command.model_validate_json(payload)
+        except ValidationError as exc:
+            self.stats.invalid_commands += 1
+            log.warning("%s: invalid command on %s: %s; payload %r", self.id, topic, exc.error_count(), payload[:200])
+            return
+        if self.seq.seen_command(str(command.command_id)):
+            self.stats.duplicate_commands += 1
+            return
+        self.stats.commands += 1
+        self.send_ack(command.command_id, AckStatus.RECEIVED)
+        if command.expires_at is not None and command.expires_at < self.clock():
+            self.send_ack(command.command_id, AckStatus.REJECTED, "expired before it arrived")
+            return
+        if self.on_command is not None:
+            try:
+                self.on_command(self, command, topic)
+            except Exception:
+                log.exception("%s: command handler failed", self.id)

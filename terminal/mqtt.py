@@ -1,0 +1,468 @@
+"""The transport: the only module of ``terminal/`` that imports paho-mqtt.
+
+Two pieces:
+
+* :class:`NetworkLoop` — one thread, one ``selectors`` selector, many MQTT connections.
+  It also runs timers and callbacks handed over from other threads, so everything that
+  touches paho happens on the loop's thread (paho clients are not shared across threads).
+  1,000 terminals cost one thread instead of the 1,000 that ``loop_start()`` would start.
+* :class:`MqttConnection` — one paho ``Client`` (MQTT v5, QoS 1) driven by a NetworkLoop
+  through paho's external-loop hooks (``on_socket_open``/``close``/``register_write``/
+  ``unregister_write`` + ``loop_read``/``loop_write``/``loop_misc``), with a Last Will and
+  reconnection with jittered exponential backoff.
+
+Nothing here knows the Gridwatch protocol; ``terminal.client`` does.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import random
+import selectors
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+log = logging.getLogger(__name__)
+
+QOS = 1
+
+
+class TimerHandle:
+    __slots__ = ("when", "fn", "args", "cancelled")
+
+    def __init__(self, when: float, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.when = when
+        self.fn = fn
+        self.args = args
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class NetworkLoop:
+    """A single-threaded selector loop servicing many :class:`MqttConnection` objects.
+
+    ``call_soon``/``call_later`` must be called on the loop's thread;
+    ``call_soon_threadsafe`` from anywhere. ``start()`` runs the loop in a daemon thread,
+    ``run()`` in the calling thread until ``stop()``.
+    """
+
+    MISC_INTERVAL_S = 1.0
+
+    def __init__(self, name: str = "gw-netloop") -> None:
+        self.name = name
+        self._sel = selectors.DefaultSelector()
+        self._timers: list[tuple[float, int, TimerHandle]] = []
+        self._counter = itertools.count()
+        self._ready: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+        self._incoming: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+        self._incoming_lock = threading.Lock()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._sel.register(self._wake_r, selectors.EVENT_READ, None)
+        self._connections: set[MqttConnection] = set()
+        self._running = False
+        self._thread: threading.Thread | None = None
+        self._thread_id: int | None = None
+        self._next_misc = 0.0
+        self._stopped = threading.Event()
+
+    # --- scheduling -------------------------------------------------------
+    def in_loop_thread(self) -> bool:
+        return self._thread_id == threading.get_ident()
+
+    def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._ready.append((fn, args))
+
+    def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> TimerHandle:
+        handle = TimerHandle(time.monotonic() + max(0.0, delay), fn, args)
+        heapq.heappush(self._timers, (handle.when, next(self._counter), handle))
+        return handle
+
+    def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
+        with self._incoming_lock:
+            self._incoming.append((fn, args))
+        try:
+            self._wake_w.send(b"\0")
+        except (BlockingIOError, OSError):
+            pass
+
+    def run_sync(self, fn: Callable[..., Any], *args: Any, timeout: float = 10.0) -> Any:
+        """Run ``fn`` on the loop's thread and return its result (runs inline when already there
+        or when the loop is not running)."""
+        if self.in_loop_thread() or not self._running:
+            return fn(*args)
+        done = threading.Event()
+        box: dict[str, Any] = {}
+
+        def call() -> None:
+            try:
+                box["result"] = fn(*args)
+            except BaseException as exc:  # handed back to the caller
+                box["error"] = exc
+            finally:
+                done.set()
+
+        self.call_soon_threadsafe(call)
+        if not done.wait(timeout):
+            raise TimeoutError(f"{self.name}: call did not run within {timeout} s")
+        if "error" in box:
+            raise box["error"]
+        return box.get("result")
+
+    # --- sockets (called by MqttConnection on the loop thread) -------------
+    def _add_connection(self, conn: MqttConnection) -> None:
+        self._connections.add(conn)
+
+    def _remove_connection(self, conn: MqttConnection) -> None:
+        self._connections.discard(conn)
+
+    def _watch(self, sock: Any, conn: MqttConnection, write: bool) -> None:
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if write else 0)
+        try:
+            self._sel.modify(sock, events, conn)
+        except KeyError:
+            self._sel.register(sock, events, conn)
+        except (ValueError, OSError):  # socket already closed
+            pass
+
+    def _unwatch(self, sock: Any) -> None:
+        try:
+            self._sel.unregister(sock)
+        except (KeyError, ValueError, OSError):
+            pass
+
+    # --- running ----------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._running = True
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def run(self) -> None:
+        self._running = True
+        self._run()
+
+    def stop(self, join: bool = True, timeout: float = 10.0) -> None:
+        def halt() -> None:
+            self._running = False
+
+        self.call_soon_threadsafe(halt)
+        if join and self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def _run(self) -> None:
+        self._thread_id = threading.get_ident()
+        self._stopped.clear()
+        try:
+            while self._running:
+                self._once()
+        finally:
+            self._stopped.set()
+
+    def _once(self) -> None:
+        now = time.monotonic()
+        if self._ready:
+            timeout = 0.0
+        else:
+            deadline = self._next_misc
+            if self._timers:
+                deadline = min(deadline, self._timers[0][0])
+            timeout = min(max(0.0, deadline - now), self.MISC_INTERVAL_S)
+        for key, mask in self._sel.select(timeout):
+            conn = key.data
+            if conn is None:
+                try:
+                    while self._wake_r.recv(4096):
+                        pass
+                except (BlockingIOError, OSError):
+                    pass
+                continue
+            conn._service(key.fileobj, mask)
+        if self._incoming:
+            with self._incoming_lock:
+                self._ready.extend(self._incoming)
+                self._incoming.clear()
+        now = time.monotonic()
+        while self._timers and self._timers[0][0] <= now:
+            _, _, handle = heapq.heappop(self._timers)
+            if not handle.cancelled:
+                self._ready.append((handle.fn, handle.args))
+        for _ in range(len(self._ready)):
+            fn, args = self._ready.popleft()
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("%s: callback %r failed", self.name, fn)
+        if now >= self._next_misc:
+            self._next_misc = now + self.MISC_INTERVAL_S
+            for conn in list(self._connections):
+                conn._misc()
+
+
+@dataclass
+class ConnectionOptions:
+    host: str
+    port: int
+    client_id: str
+    keepalive: int = 30
+    clean_start: bool = False
+    session_expiry_s: int = 24 * 3600
+    username: str | None = None
+    password: str | None = None
+    will_topic: str | None = None
+    will_payload: bytes | None = None
+    will_retain: bool = True
+    max_inflight: int = 50
+    backoff_min_s: float = 0.5
+    backoff_max_s: float = 30.0
+    connect_timeout_s: float = 3.0
+
+
+@dataclass
+class ConnectionStats:
+    connects: int = 0
+    disconnects: int = 0
+    connect_failures: int = 0
+    published: int = 0
+    puback: int = 0
+    received: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class MqttConnection:
+    """One MQTT v5 session, QoS 1, serviced by a NetworkLoop. Use only on the loop's thread.
+
+    Callbacks (all on the loop thread): ``on_connected()``, ``on_disconnected(reason: str)``,
+    ``on_message(topic: str, payload: bytes)``, ``on_published(mid: int)``.
+    """
+
+    def __init__(
+        self,
+        loop: NetworkLoop,
+        options: ConnectionOptions,
+        *,
+        on_connected: Callable[[], None] | None = None,
+        on_disconnected: Callable[[str], None] | None = None,
+        on_message: Callable[[str, bytes], None] | None = None,
+        on_published: Callable[[int], None] | None = None,
+    ) -> None:
+        self.loop = loop
+        self.options = options
+        self.on_connected = on_connected
+        self.on_disconnected = on_disconnected
+        self.on_message = on_message
+        self.on_published = on_published
+        self.stats = ConnectionStats()
+        self.connected = False
+        self._wanted = False  # whether we should be connected (reconnect on loss)
+        self._suspended = False
+        self._retry: TimerHandle | None = None
+        self._backoff = options.backoff_min_s
+        self._rng = random.Random()
+        self._sock: Any = None
+
+        c = paho.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=options.client_id,
+            protocol=paho.MQTTv5,
+        )
+        c.max_inflight_messages_set(options.max_inflight)
+        c.max_queued_messages_set(0)
+        c.connect_timeout = options.connect_timeout_s
+        if options.username:
+            c.username_pw_set(options.username, options.password)
+        if options.will_topic is not None:
+            c.will_set(options.will_topic, options.will_payload, qos=QOS, retain=options.will_retain)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_message = self._on_message
+        c.on_publish = self._on_publish
+        c.on_socket_open = self._on_socket_open
+        c.on_socket_close = self._on_socket_close
+        c.on_socket_register_write = self._on_socket_register_write
+        c.on_socket_unregister_write = self._on_socket_unregister_write
+        c.suppress_exceptions = True
+        self._client = c
+
+    # --- public (loop thread) ----------------------------------------------
+    def open(self) -> None:
+        """Start connecting (now) and keep the session up until :meth:`close`."""
+        self._wanted = True
+        self._suspended = False
+        self.loop._add_connection(self)
+        self._schedule_connect(0.0)
+
+    def close(self, *, graceful: bool = True) -> None:
+        """Stop: a clean DISCONNECT (no Last Will) when ``graceful``, else drop the socket."""
+        self._wanted = False
+        self._cancel_retry()
+        if graceful and self.connected:
+            self._client.disconnect()
+            # flush the DISCONNECT now: the loop may stop before servicing the write
+            self._client.loop_write()
+        self._hard_close()
+        self.loop._remove_connection(self)
+
+    def drop(self, *, suspend: bool = True) -> None:
+        """Cut the network abruptly (the broker sees a lost connection and sends the Last Will).
+
+        With ``suspend`` the connection stays down until :meth:`resume`; otherwise it reconnects
+        with backoff like after any loss.
+        """
+        self._suspended = suspend
+        self._cancel_retry()
+        self._hard_close()  # on_disconnect schedules the reconnection unless suspended
+
+    def resume(self) -> None:
+        self._suspended = False
+        if self._wanted and not self.connected and self._retry is None:
+            self._backoff = self.options.backoff_min_s
+            self._schedule_connect(0.0)
+
+    def set_server(self, host: str, port: int) -> None:
+        """Point later (re)connections at another broker address."""
+        self.options.host, self.options.port = host, port
+
+    def publish(self, topic: str, payload: bytes | str, *, retain: bool = False) -> int:
+        info = self._client.publish(topic, payload, qos=QOS, retain=retain)
+        self.stats.published += 1
+        return info.mid
+
+    def subscribe(self, topics: list[str]) -> None:
+        if topics:
+            self._client.subscribe([(t, QOS) for t in topics])
+
+    # --- paho callbacks -------------------------------------------------------
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        if reason_code.is_failure:
+            log.warning("%s: connection refused: %s", self.options.client_id, reason_code)
+            self.stats.connect_failures += 1
+            return
+        self.connected = True
+        self.stats.connects += 1
+        self._backoff = self.options.backoff_min_s
+        if self.on_connected is not None:
+            self.on_connected()
+
+    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        was = self.connected
+        self.connected = False
+        if was:
+            self.stats.disconnects += 1
+        if self.on_disconnected is not None:
+            self.on_disconnected(str(reason_code))
+        if self._wanted and not self._suspended and self._retry is None:
+            self._schedule_connect(self._next_backoff())
+
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        self.stats.received += 1
+        if self.on_message is not None:
+            self.on_message(msg.topic, msg.payload)
+
+    def _on_publish(self, client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
+        self.stats.puback += 1
+        if self.on_published is not None:
+            self.on_published(mid)
+
+    def _on_socket_open(self, client: Any, userdata: Any, sock: Any) -> None:
+        self._sock = sock
+        self.loop._watch(sock, self, write=False)
+
+    def _on_socket_close(self, client: Any, userdata: Any, sock: Any) -> None:
+        self.loop._unwatch(sock)
+        if self._sock is sock:
+            self._sock = None
+
+    def _on_socket_register_write(self, client: Any, userdata: Any, sock: Any) -> None:
+        self.loop._watch(sock, self, write=True)
+
+    def _on_socket_unregister_write(self, client: Any, userdata: Any, sock: Any) -> None:
+        self.loop._watch(sock, self, write=False)
+
+    # --- driven by the loop -----------------------------------------------------
+    def _service(self, sock: Any, mask: int) -> None:
+        if sock is not self._sock:
+            self.loop._unwatch(sock)
+            return
+        if mask & selectors.EVENT_READ:
+            self._client.loop_read()
+        if mask & selectors.EVENT_WRITE and self._sock is sock:
+            self._client.loop_write()
+
+    def _misc(self) -> None:
+        if self._sock is not None:
+            self._client.loop_misc()
+
+    # --- internals ------------------------------------------------------------------
+    def _hard_close(self) -> None:
+        """Cut the socket without a DISCONNECT; paho notices the EOF and cleans up itself."""
+        sock = self._sock
+        if sock is None:
+            return
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._client.loop_read()  # reads EOF -> paho closes the socket and calls on_disconnect
+        if self._sock is sock:  # paho did not see it (should not happen): close it ourselves
+            self.loop._unwatch(sock)
+            try:
+                sock.close()
+            except OSError:
+                pass
+            self._sock = None
+            if self.connected:
+                self.connected = False
+                self.stats.disconnects += 1
+
+    def _next_backoff(self) -> float:
+        delay = self._backoff * (0.5 + self._rng.random())
+        self._backoff = min(self._backoff * 2, self.options.backoff_max_s)
+        return delay
+
+    def _cancel_retry(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+
+    def _schedule_connect(self, delay: float) -> None:
+        self._cancel_retry()
+        self._retry = self.loop.call_later(delay, self._attempt)
+
+    def _attempt(self) -> None:
+        self._retry = None
+        if not self._wanted or self._suspended or self.connected:
+            return
+        o = self.options
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = o.session_expiry_s
+        try:
+            self._client.connect_async(o.host, o.port, keepalive=o.keepalive, clean_start=o.clean_start, properties=props)
+            rc = self._client.reconnect()
+        except (OSError, ValueError) as exc:
+            rc = None
+            log.debug("%s: connect to %s:%s failed: %s", o.client_id, o.host, o.port, exc)
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self.stats.connect_failures += 1
+            if self._sock is not None:
+                self._hard_close()
+            self._schedule_connect(self._next_backoff())
