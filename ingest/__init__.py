@@ -1,0 +1,1 @@
+"""Ingest: MQTT -> validate -> assign grid -> PostgreSQL history + Redis live state."""

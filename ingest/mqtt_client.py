@@ -1,0 +1,85 @@
+"""The MQTT side of ingest: the only module that imports paho.
+
+The network callback only enqueues a frozen ``Received``. PUBACKs are held back
+(``manual_ack``) until the worker has committed the batch, so a crash or a database outage
+never acknowledges what was not stored: the broker redelivers it to the persistent session.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from ingest.pipeline import Received
+from schemas.settings import Settings
+from schemas.topics import Topics
+
+log = logging.getLogger("gridwatch.ingest.mqtt")
+
+
+class MqttReceiver:
+    def __init__(self, settings: Settings, inbox: "queue.Queue[Received]"):
+        self.settings = settings
+        self.inbox = inbox
+        self.topics = Topics(settings.topic_prefix)
+        self.connected = threading.Event()
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=settings.ingest_client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        if settings.mqtt_username:
+            self.client.username_pw_set(settings.mqtt_username, settings.mqtt_password)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.client.max_queued_messages_set(0)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+
+    @property
+    def subscription(self) -> str:
+        return self.topics.shared(self.settings.ingest_share_group, self.topics.terminal_subscription("+"))
+
+    def start(self) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        # Keep the session (and what the broker queues for it) while ingest is away.
+        props.SessionExpiryInterval = self.settings.mqtt_session_expiry_s
+        # Let the broker have many unacknowledged messages in flight: batches ack thousands at once.
+        props.ReceiveMaximum = 65535
+        self.client.connect_async(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=30,
+                                  clean_start=False, properties=props)
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def ack(self, messages: list[Received]) -> None:
+        for m in messages:
+            if m.qos > 0:
+                self.client.ack(m.mid, m.qos)
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.error("broker refused connection: %s", reason_code)
+            return
+        log.info("connected to %s:%s (session present: %s), subscribing %s", self.settings.mqtt_host,
+                 self.settings.mqtt_port, flags.session_present, self.subscription)
+        client.subscribe(self.subscription, qos=1)
+        self.connected.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.connected.clear()
+        log.warning("disconnected from broker (%s); reconnecting with backoff", reason_code)
+
+    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+        # Blocks when the worker is far behind: the socket stops being read and the broker
+        # holds the rest (TCP back-pressure), instead of this process growing without bound.
+        self.inbox.put(Received(msg.topic, msg.payload, time.time(), msg.mid, msg.qos))

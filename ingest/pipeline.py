@@ -1,0 +1,268 @@
+"""The pure steps of ingest: one received MQTT message -> rows to store, or dead letters.
+
+No I/O here. Order of checks (each failure is a named RejectReason, stored with the raw bytes):
+topic -> size -> JSON/fields -> identity -> time window. A GPS array is checked fix by fix,
+so one bad fix does not cost the good ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from enum import StrEnum
+from typing import Any, Protocol
+
+import orjson
+from pydantic import ValidationError
+
+from schemas.ack import CommandAck
+from schemas.events import event_position, terminal_event_adapter
+from schemas.gps import GpsFix
+from schemas.status import TerminalStatus
+from schemas.topics import Channel, Topics
+
+
+class RejectReason(StrEnum):
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    MALFORMED_JSON = "malformed_json"
+    INVALID_FIELDS = "invalid_fields"
+    TERMINAL_MISMATCH = "terminal_mismatch"
+    TS_IN_FUTURE = "ts_in_future"
+    TS_TOO_OLD = "ts_too_old"
+    UNKNOWN_TOPIC = "unknown_topic"
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One MQTT message as the network thread hands it over."""
+
+    topic: str
+    payload: bytes
+    received_at: float  # epoch seconds, on arrival at ingest
+    mid: int = 0
+    qos: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_payload_bytes: int = 64 * 1024
+    max_future_skew_s: int = 300
+    max_past_age_days: int = 30
+
+
+@dataclass(slots=True)
+class FixRow:
+    ts: datetime
+    terminal_id: str
+    seq: int
+    lat: float
+    lon: float
+    acc_m: float | None
+    speed_mps: float | None
+    heading_deg: float | None
+    battery_pct: float | None
+    received_at: datetime
+    extra: str | None
+    grid2_code: str | None = None
+    grid1_code: str | None = None
+
+    @property
+    def key(self) -> tuple[str, int, datetime]:
+        return (self.terminal_id, self.seq, self.ts)
+
+
+@dataclass(slots=True)
+class EventRow:
+    ts: datetime
+    terminal_id: str
+    seq: int
+    kind: str
+    body: str  # JSON
+    lat: float | None
+    lon: float | None
+    received_at: datetime
+    extra: str | None
+    grid2_code: str | None = None
+    grid1_code: str | None = None
+
+    @property
+    def key(self) -> tuple[str, int, datetime]:
+        return (self.terminal_id, self.seq, self.ts)
+
+
+@dataclass(frozen=True, slots=True)
+class AckRow:
+    command_id: str
+    terminal_id: str
+    status: str
+    ts: datetime
+    note: str | None
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRow:
+    terminal_id: str
+    ts: datetime
+    online: bool
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    received_at: datetime
+    topic: str
+    payload: bytes
+    reason: RejectReason
+    detail: str
+
+
+@dataclass
+class Decoded:
+    """What one batch of messages becomes."""
+
+    fixes: list[FixRow] = field(default_factory=list)
+    events: list[EventRow] = field(default_factory=list)
+    acks: list[AckRow] = field(default_factory=list)
+    statuses: list[StatusRow] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.fixes) + len(self.events) + len(self.acks) + len(self.statuses) + len(self.dead)
+
+
+class Locator(Protocol):
+    """What ingest needs of grid.locate: many points at once -> (grid2, grid1) or None each."""
+
+    def locate_many(self, lons: Sequence[float], lats: Sequence[float]) -> Sequence[Any]: ...
+
+
+def decode_batch(messages: Iterable[Received], topics: Topics, limits: Limits) -> Decoded:
+    out = Decoded()
+    for msg in messages:
+        decode(msg, topics, limits, out)
+    return out
+
+
+def decode(msg: Received, topics: Topics, limits: Limits, out: Decoded) -> None:
+    """Append the rows (or dead letters) of one message to ``out``."""
+    received_at = datetime.fromtimestamp(msg.received_at, timezone.utc)
+
+    def reject(reason: RejectReason, detail: str) -> None:
+        out.dead.append(DeadLetter(received_at, msg.topic, msg.payload, reason, detail[:2000]))
+
+    parsed = topics.parse_terminal(msg.topic)
+    if parsed is None:
+        return reject(RejectReason.UNKNOWN_TOPIC, f"topic does not match {topics.prefix}/t/{{terminal_id}}/{{gps|event|ack|status}}")
+    if len(msg.payload) > limits.max_payload_bytes:
+        return reject(RejectReason.PAYLOAD_TOO_LARGE, f"{len(msg.payload)} bytes > limit {limits.max_payload_bytes}")
+    handler = _HANDLERS[parsed.channel]
+    handler(msg.payload, parsed.terminal_id, received_at, limits, out, reject)
+
+
+def _validation_reason(err: ValidationError) -> tuple[RejectReason, str]:
+    errors = err.errors(include_url=False)
+    if any(e["type"] == "json_invalid" for e in errors):
+        return RejectReason.MALFORMED_JSON, "; ".join(e["msg"] for e in errors)[:500]
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in errors[:10]]
+    return RejectReason.INVALID_FIELDS, "; ".join(parts)
+
+
+def _check_identity_and_time(model, terminal_id: str, received_at: datetime, limits: Limits) -> tuple[RejectReason, str] | None:
+    if model.terminal_id is not None and model.terminal_id != terminal_id:
+        return RejectReason.TERMINAL_MISMATCH, f"payload names terminal {model.terminal_id!r}, topic is {terminal_id!r}"
+    ts = getattr(model, "ts", None)
+    if ts is None:
+        return None
+    if ts > received_at + timedelta(seconds=limits.max_future_skew_s):
+        return RejectReason.TS_IN_FUTURE, f"ts {ts.isoformat()} is more than {limits.max_future_skew_s} s after arrival {received_at.isoformat()}"
+    if ts < received_at - timedelta(days=limits.max_past_age_days):
+        return RejectReason.TS_TOO_OLD, f"ts {ts.isoformat()} is more than {limits.max_past_age_days} days before arrival"
+    return None
+
+
+def _extra_json(model) -> str | None:
+    extra = model.unknown_fields()
+    return orjson.dumps(extra, default=str).decode() if extra else None
+
+
+def _gps(payload, terminal_id, received_at, limits, out, reject) -> None:
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        return reject(RejectReason.MALFORMED_JSON, str(exc))
+    is_array = isinstance(doc, list)
+    items = doc if is_array else [doc]
+    if not items:
+        return reject(RejectReason.INVALID_FIELDS, "empty array: send at least one fix")
+    for i, item in enumerate(items):
+        where = f"array item {i}: " if is_array else ""
+        try:
+            fix = GpsFix.model_validate(item)
+        except ValidationError as err:
+            reason, detail = _validation_reason(err)
+            reject(reason, where + detail)
+            continue
+        problem = _check_identity_and_time(fix, terminal_id, received_at, limits)
+        if problem:
+            reject(problem[0], where + problem[1])
+            continue
+        out.fixes.append(
+            FixRow(fix.ts, terminal_id, fix.seq, fix.lat, fix.lon, fix.acc_m, fix.speed_mps, fix.heading_deg,
+                   fix.battery_pct, received_at, _extra_json(fix))
+        )
+
+
+def _event(payload, terminal_id, received_at, limits, out, reject) -> None:
+    try:
+        event = terminal_event_adapter.validate_json(payload)
+    except ValidationError as err:
+        return reject(*_validation_reason(err))
+    problem = _check_identity_and_time(event, terminal_id, received_at, limits)
+    if problem:
+        return reject(*problem)
+    pos = event_position(event)
+    out.events.append(
+        EventRow(event.ts, terminal_id, event.seq, event.kind, event.body.model_dump_json(), pos[1] if pos else None,
+                 pos[0] if pos else None, received_at, _extra_json(event))
+    )
+
+
+def _ack(payload, terminal_id, received_at, limits, out, reject) -> None:
+    try:
+        ack = CommandAck.model_validate_json(payload)
+    except ValidationError as err:
+        return reject(*_validation_reason(err))
+    problem = _check_identity_and_time(ack, terminal_id, received_at, limits)
+    if problem:
+        return reject(*problem)
+    out.acks.append(AckRow(str(ack.command_id), terminal_id, ack.status.value, ack.ts, ack.note, received_at))
+
+
+def _status(payload, terminal_id, received_at, limits, out, reject) -> None:
+    try:
+        status = TerminalStatus.model_validate_json(payload)
+    except ValidationError as err:
+        return reject(*_validation_reason(err))
+    problem = _check_identity_and_time(status, terminal_id, received_at, limits)
+    if problem:
+        return reject(*problem)
+    # A Last Will carries no ts: the broker sends it when the terminal is already gone.
+    out.statuses.append(StatusRow(terminal_id, status.ts or received_at, status.online, received_at))
+
+
+_HANDLERS = {Channel.GPS: _gps, Channel.EVENT: _event, Channel.ACK: _ack, Channel.STATUS: _status}
+
+
+def tag_grids(decoded: Decoded, locator: Locator | None) -> None:
+    """Tag every fix and located event with its level-2 and level-1 grid (None: outside all)."""
+    if locator is None:
+        return
+    located = [r for r in decoded.fixes] + [e for e in decoded.events if e.lat is not None]
+    if not located:
+        return
+    refs = locator.locate_many([r.lon for r in located], [r.lat for r in located])
+    for row, ref in zip(located, refs):
+        if ref is not None:
+            row.grid2_code, row.grid1_code = ref.grid2_code, ref.grid1_code

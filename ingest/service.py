@@ -1,0 +1,198 @@
+"""The ingest worker: drain the inbox in batches, store, update live state, then acknowledge."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+import psycopg
+import redis
+
+from db.maintenance import maintain
+from ingest.grids import GridCache
+from ingest.mqtt_client import MqttReceiver
+from ingest.pipeline import Limits, Received, decode_batch, tag_grids
+from ingest.store_pg import PgStore, Stored
+from ingest.store_redis import LiveStore
+from schemas.logs import fields
+from schemas.settings import Settings
+from schemas.topics import RedisKeys, Topics
+
+log = logging.getLogger("gridwatch.ingest")
+
+MAINTENANCE_EVERY_S = 3600
+LIVE_CHECK_EVERY_S = 5.0
+
+
+@dataclass
+class Stats:
+    received: int = 0
+    fixes: int = 0
+    events: int = 0
+    duplicates: int = 0
+    dead: int = 0
+    batches: int = 0
+    db_errors: int = 0
+    redis_errors: int = 0
+    window_started: float = field(default_factory=time.monotonic)
+
+    def line(self, backlog: int) -> str:
+        secs = max(time.monotonic() - self.window_started, 1e-6)
+        return (f"{self.received / secs:.0f} msg/s, {self.fixes / secs:.0f} fixes/s stored, {self.events} events, "
+                f"{self.duplicates} duplicates, {self.dead} dead letters, {self.batches} batches, backlog {backlog}")
+
+
+class IngestService:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.topics = Topics(settings.topic_prefix)
+        self.limits = Limits(settings.max_payload_bytes, settings.max_future_skew_s, settings.max_past_age_days)
+        self.inbox: queue.Queue[Received] = queue.Queue(maxsize=settings.ingest_queue_max)
+        self.pg = PgStore(settings.pg_dsn)
+        self.live = LiveStore(redis.Redis.from_url(settings.redis_url), RedisKeys(settings.redis_prefix),
+                              settings.timezone, settings.event_stream_maxlen)
+        self.grids = GridCache(settings.pg_dsn, settings.grid_reload_s)
+        self.receiver = MqttReceiver(settings, self.inbox)
+        self.stop_event = threading.Event()
+        self.stats = Stats()
+        self.totals = Stats()
+        self._live_checked = float("-inf")  # when Redis was last checked for lost live state
+        self._live_stale = False  # a batch failed to reach Redis: rebuild even if the keys are there
+        self._last_maintenance = 0.0
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def run(self) -> None:
+        """Run until stop() is called; the caller's thread becomes the worker."""
+        self._connect_store()
+        self.receiver.start()
+        try:
+            self._loop()
+        finally:
+            self.receiver.stop()
+            self.pg.close()
+            log.info("ingest stopped", extra=fields(**_totals(self.totals)))
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def _connect_store(self) -> None:
+        delay = 1.0
+        while not self.stop_event.is_set():
+            try:
+                self.pg.connect()
+                return
+            except (psycopg.OperationalError, RuntimeError) as exc:
+                log.error("PostgreSQL not ready (%s); retrying in %.0f s", exc, delay)
+                self.stop_event.wait(delay)
+                delay = min(delay * 2, 30)
+
+    # --- the loop --------------------------------------------------------------------------
+    def _loop(self) -> None:
+        last_report = time.monotonic()
+        while not self.stop_event.is_set():
+            batch = self._next_batch()
+            if batch:
+                self._process(batch)
+            now = time.monotonic()
+            if now - last_report >= self.settings.stats_interval_s:
+                log.info("throughput: %s", self.stats.line(self.inbox.qsize()))
+                self.stats = Stats()
+                last_report = now
+            if now - self._last_maintenance >= MAINTENANCE_EVERY_S:
+                self._maintain()
+
+    def _next_batch(self) -> list[Received]:
+        """Up to ingest_batch_max messages, waiting at most ingest_batch_ms after the first."""
+        try:
+            first = self.inbox.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.settings.ingest_batch_ms / 1000
+        while len(batch) < self.settings.ingest_batch_max:
+            try:
+                batch.append(self.inbox.get_nowait())
+            except queue.Empty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(self.inbox.get(timeout=remaining))
+                except queue.Empty:
+                    break
+        return batch
+
+    def _process(self, batch: list[Received]) -> None:
+        decoded = decode_batch(batch, self.topics, self.limits)
+        for d in decoded.dead:
+            log.warning("dead letter: %s", d.reason.value,
+                        extra=fields(topic=d.topic, detail=d.detail[:200], payload=d.payload[:200]))
+        tag_grids(decoded, self.grids.locator())
+        self._rebuild_live_if_lost()  # before the write: the rebuild must not already hold this batch
+        stored = self._store_until_done(decoded)
+        if stored is None:  # stopping while the database is down: nothing acked, the broker keeps it
+            return
+        self._update_live(stored)
+        self.receiver.ack(batch)
+        for s in (self.stats, self.totals):
+            s.received += len(batch)
+            s.fixes += len(stored.fixes)
+            s.events += len(stored.events)
+            s.duplicates += stored.duplicates
+            s.dead += stored.dead
+            s.batches += 1
+
+    def _store_until_done(self, decoded) -> Stored | None:
+        """Retry a batch until PostgreSQL takes it: a database outage delays, never loses."""
+        delay = 0.5
+        while True:
+            try:
+                return self.pg.write(decoded)
+            except psycopg.Error as exc:
+                self.stats.db_errors += 1
+                log.error("PostgreSQL write failed (%s: %s); batch of %d kept unacknowledged, retry in %.1f s",
+                          type(exc).__name__, str(exc).strip()[:200], len(decoded), delay)
+                self.pg.close()
+                if self.stop_event.wait(delay):
+                    return None
+                delay = min(delay * 2, 15)
+
+    def _rebuild_live_if_lost(self) -> None:
+        """A Redis restart or flush loses the live keys; look for that every few seconds."""
+        if time.monotonic() - self._live_checked < LIVE_CHECK_EVERY_S:
+            return
+        try:
+            if self._live_stale or self.live.needs_rebuild():
+                if self.pg.conn is None:
+                    self._connect_store()
+                self.live.rebuild(self.pg.conn)
+                self._live_stale = False
+            self._live_checked = time.monotonic()
+        except (redis.RedisError, psycopg.Error) as exc:
+            log.error("live state rebuild failed (%s); will retry", exc)
+
+    def _update_live(self, stored: Stored) -> None:
+        """Live state is derived: a Redis failure is logged and repaired by a rebuild later."""
+        try:
+            self.live.apply(stored)
+        except redis.RedisError as exc:
+            self.stats.redis_errors += 1
+            self._live_stale = True
+            self._live_checked = float("-inf")
+            log.error("Redis update failed (%s); live state will be rebuilt when Redis is back", exc)
+
+    def _maintain(self) -> None:
+        self._last_maintenance = time.monotonic()
+        try:
+            maintain(self.pg.conn, self.settings.retention_days, self.settings.partitions_ahead_days)
+        except psycopg.Error as exc:
+            log.error("maintenance failed: %s", exc)
+            self.pg.close()
+            self._connect_store()
+
+
+def _totals(s: Stats) -> dict:
+    return {"received": s.received, "fixes": s.fixes, "events": s.events, "duplicates": s.duplicates, "dead": s.dead}

@@ -1,0 +1,146 @@
+"""History in PostgreSQL: one transaction per batch, COPY into a stage, insert skipping duplicates.
+
+Delivery is at-least-once; storage is exactly-once: ``INSERT ... ON CONFLICT DO NOTHING
+RETURNING`` tells which rows are new, and only those are rolled up (``app`` rollup mode) and
+handed on to the live state, so a redelivery neither adds a row nor counts twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import psycopg
+
+from db.migrate import StoreMode, recorded_mode
+from ingest.pipeline import AckRow, Decoded, EventRow, FixRow, StatusRow
+
+log = logging.getLogger("gridwatch.ingest.pg")
+
+FIX_COLUMNS = ("ts", "terminal_id", "seq", "lat", "lon", "acc_m", "speed_mps", "heading_deg", "battery_pct",
+               "grid2_code", "grid1_code", "received_at", "extra")
+EVENT_COLUMNS = ("ts", "terminal_id", "seq", "kind", "body", "lat", "lon", "grid2_code", "grid1_code",
+                 "received_at", "extra")
+_FIX_COLS = ", ".join(FIX_COLUMNS)
+_EVENT_COLS = ", ".join(EVENT_COLUMNS)
+_EPOCH = "timestamptz '2000-01-01 00:00:00+00'"
+
+_INSERT_FIXES = f"""
+WITH ins AS (
+    INSERT INTO gps_fix ({_FIX_COLS}) SELECT {_FIX_COLS} FROM stage_fix
+    ON CONFLICT DO NOTHING RETURNING terminal_id, seq, ts, grid2_code
+){{rollup}}
+SELECT terminal_id, seq, ts FROM ins"""
+_ROLLUP_FIXES = f""",
+roll AS (
+    INSERT INTO fix_hourly (bucket, grid2_code, n)
+    SELECT date_bin('1 hour', ts, {_EPOCH}), coalesce(grid2_code, ''), count(*) FROM ins GROUP BY 1, 2
+    ON CONFLICT (bucket, grid2_code) DO UPDATE SET n = fix_hourly.n + EXCLUDED.n
+)"""
+_INSERT_EVENTS = f"""
+WITH ins AS (
+    INSERT INTO terminal_event ({_EVENT_COLS}) SELECT {_EVENT_COLS} FROM stage_event
+    ON CONFLICT DO NOTHING RETURNING terminal_id, seq, ts, kind, grid2_code
+){{rollup}}
+SELECT terminal_id, seq, ts FROM ins"""
+_ROLLUP_EVENTS = f""",
+roll AS (
+    INSERT INTO event_hourly (bucket, grid2_code, kind, n)
+    SELECT date_bin('1 hour', ts, {_EPOCH}), coalesce(grid2_code, ''), kind, count(*) FROM ins GROUP BY 1, 2, 3
+    ON CONFLICT (bucket, grid2_code, kind) DO UPDATE SET n = event_hourly.n + EXCLUDED.n
+)"""
+
+
+@dataclass
+class Stored:
+    """The rows of a batch that were new to the database (what live state must reflect)."""
+
+    fixes: list[FixRow] = field(default_factory=list)
+    events: list[EventRow] = field(default_factory=list)
+    acks: list[AckRow] = field(default_factory=list)
+    statuses: list[StatusRow] = field(default_factory=list)
+    dead: int = 0
+    duplicates: int = 0
+
+
+class PgStore:
+    """One connection, owned by the ingest worker thread."""
+
+    def __init__(self, dsn: str):
+        self.dsn = dsn
+        self.conn: psycopg.Connection | None = None
+        self.mode: StoreMode | None = None
+
+    def connect(self) -> None:
+        self.close()
+        conn = psycopg.connect(self.dsn, application_name="gridwatch-ingest")
+        self.mode = recorded_mode(conn)
+        if self.mode is None:
+            conn.close()
+            raise RuntimeError("database not migrated: run `python -m db migrate`")
+        for table, source in (("stage_fix", "gps_fix"), ("stage_event", "terminal_event")):
+            conn.execute(f"CREATE TEMP TABLE {table} (LIKE {source}) ON COMMIT DELETE ROWS")
+        conn.commit()
+        self.conn = conn
+        rollup = "kept by ingest" if self._rollup_in_app else "continuous aggregates"
+        log.info("connected to PostgreSQL (store mode %s, hourly rollup %s)", self.mode, rollup)
+
+    @property
+    def _rollup_in_app(self) -> bool:
+        return self.mode is not StoreMode.TSL
+
+    def close(self) -> None:
+        if self.conn is not None and not self.conn.closed:
+            self.conn.close()
+        self.conn = None
+
+    def write(self, batch: Decoded) -> Stored:
+        """Store a batch in one transaction; raises psycopg.Error (nothing committed) on failure."""
+        if self.conn is None or self.conn.closed:
+            self.connect()
+        conn = self.conn
+        stored = Stored(acks=batch.acks, statuses=batch.statuses, dead=len(batch.dead))
+        with conn.transaction():
+            with conn.cursor() as cur:
+                if batch.fixes:
+                    new = self._insert(cur, "stage_fix", FIX_COLUMNS, batch.fixes, _INSERT_FIXES, _ROLLUP_FIXES)
+                    stored.fixes = _take_new(batch.fixes, new)
+                if batch.events:
+                    new = self._insert(cur, "stage_event", EVENT_COLUMNS, batch.events, _INSERT_EVENTS, _ROLLUP_EVENTS)
+                    stored.events = _take_new(batch.events, new)
+                if batch.acks:
+                    cur.executemany(
+                        "INSERT INTO command_ack (command_id, terminal_id, status, ts, note, received_at)"
+                        " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                        [(a.command_id, a.terminal_id, a.status, a.ts, a.note, a.received_at) for a in batch.acks],
+                    )
+                if batch.statuses:
+                    cur.executemany(
+                        "INSERT INTO terminal_status (terminal_id, ts, online, received_at) VALUES (%s, %s, %s, %s)",
+                        [(s.terminal_id, s.ts, s.online, s.received_at) for s in batch.statuses],
+                    )
+                if batch.dead:
+                    cur.executemany(
+                        "INSERT INTO dead_letter (received_at, topic, payload, reason, detail) VALUES (%s, %s, %s, %s, %s)",
+                        [(d.received_at, d.topic, d.payload, d.reason.value, d.detail) for d in batch.dead],
+                    )
+        stored.duplicates = len(batch.fixes) + len(batch.events) - len(stored.fixes) - len(stored.events)
+        return stored
+
+    def _insert(self, cur, stage: str, columns, rows, insert_sql: str, rollup_sql: str) -> set:
+        with cur.copy(f"COPY {stage} ({', '.join(columns)}) FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row(tuple(getattr(r, c) for c in columns))
+        sql = insert_sql.format(rollup=rollup_sql if self._rollup_in_app else "")
+        cur.execute(sql)
+        return {(tid, seq, ts) for tid, seq, ts in cur.fetchall()}
+
+
+def _take_new(rows: list, new_keys: set) -> list:
+    """The rows whose key the database reported as inserted, each key once (a batch may hold a redelivery)."""
+    taken = []
+    for r in rows:
+        if r.key in new_keys:
+            new_keys.discard(r.key)
+            taken.append(r)
+    return taken

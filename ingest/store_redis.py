@@ -1,0 +1,159 @@
+"""Live state in Redis: one pipeline per batch, from the rows that were new to the database.
+
+Redis keeps nothing durable here: when its ``live:built`` marker is missing (a restart, a
+flush), ``rebuild()`` restores every key from PostgreSQL before ingest applies new batches.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import orjson
+import psycopg
+import redis
+
+from ingest.store_pg import Stored
+from schemas.topics import RedisKeys
+
+log = logging.getLogger("gridwatch.ingest.redis")
+
+COUNTER_TTL_S = 3 * 24 * 3600
+REBUILD_WINDOW = timedelta(days=7)
+
+# Newest fix wins, by its own timestamp: a buffered fix flushed late never overwrites a newer one.
+_SET_LAST_FIX = """
+local changed = 0
+for i = 1, #ARGV, 6 do
+  local tid, ts, seq = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 5])
+  local cur = redis.call('HGET', KEYS[1], tid)
+  local old = cur and cjson.decode(cur)
+  if (not old) or old['ts'] < ts or (old['ts'] == ts and old['seq'] < seq) then
+    redis.call('HSET', KEYS[1], tid, ARGV[i + 4])
+    redis.call('GEOADD', KEYS[2], ARGV[i + 2], ARGV[i + 3], tid)
+    changed = changed + 1
+  end
+end
+return changed
+"""
+
+
+def last_fix_json(ts: datetime, seq: int, lat: float, lon: float, speed, heading, battery, acc, grid2, grid1) -> bytes:
+    """The compact record the wall reads for each terminal (see docs/architecture.md)."""
+    return orjson.dumps({"lat": lat, "lon": lon, "ts": ts.timestamp(), "seq": seq, "spd": speed, "hdg": heading,
+                         "bat": battery, "acc": acc, "g2": grid2, "g1": grid1})
+
+
+class LiveStore:
+    def __init__(self, client: redis.Redis, keys: RedisKeys, tz: str, stream_maxlen: int):
+        self.r = client
+        self.keys = keys
+        self.tz = ZoneInfo(tz)
+        self.stream_maxlen = stream_maxlen
+        self._set_last = client.register_script(_SET_LAST_FIX)
+
+    def day(self, ts: datetime) -> str:
+        return ts.astimezone(self.tz).strftime("%Y-%m-%d")
+
+    def needs_rebuild(self) -> bool:
+        return not self.r.exists(self.keys.built)
+
+    def apply(self, stored: Stored) -> None:
+        pipe = self.r.pipeline(transaction=False)
+        self._apply_fixes(pipe, stored)
+        self._apply_events(pipe, stored)
+        for s in stored.statuses:
+            pipe.hset(self.keys.session, s.terminal_id, "1" if s.online else "0")
+            if s.online:
+                pipe.zadd(self.keys.last_seen, {s.terminal_id: s.received_at.timestamp()}, gt=True)
+            pipe.xadd(self.keys.events, {"kind": "status", "terminal_id": s.terminal_id, "online": int(s.online),
+                                         "ts": s.ts.timestamp()}, maxlen=self.stream_maxlen, approximate=True)
+        pipe.incr(self.keys.version)
+        pipe.execute()
+
+    def _apply_fixes(self, pipe, stored: Stored) -> None:
+        newest: dict[str, object] = {}
+        counts: Counter = Counter()
+        for f in stored.fixes:
+            cur = newest.get(f.terminal_id)
+            if cur is None or (f.ts, f.seq) > (cur.ts, cur.seq):
+                newest[f.terminal_id] = f
+            counts[(self.day(f.ts), f"{f.grid2_code or '-'}|gps")] += 1
+        if newest:
+            args: list = []
+            for f in newest.values():
+                args += [f.terminal_id, f.ts.timestamp(), f.lon, f.lat,
+                         last_fix_json(f.ts, f.seq, f.lat, f.lon, f.speed_mps, f.heading_deg, f.battery_pct, f.acc_m,
+                                       f.grid2_code, f.grid1_code), f.seq]
+            self._set_last(keys=[self.keys.last_fix, self.keys.geo], args=args, client=pipe)
+            # A device is "seen" when it speaks, at the time it says (capped by arrival): a backlog
+            # that ingest drains late does not make a silent device look alive.
+            pipe.zadd(self.keys.last_seen, {f.terminal_id: min(f.ts, f.received_at).timestamp()
+                                            for f in newest.values()}, gt=True)
+        self._add_counts(pipe, counts)
+
+    def _apply_events(self, pipe, stored: Stored) -> None:
+        counts: Counter = Counter()
+        seen: dict[str, float] = {}
+        for e in stored.events:
+            counts[(self.day(e.ts), f"{e.grid2_code or '-'}|{e.kind}")] += 1
+            seen[e.terminal_id] = max(seen.get(e.terminal_id, 0.0), min(e.ts, e.received_at).timestamp())
+            if e.kind != "heartbeat":
+                pipe.xadd(self.keys.events, {"kind": e.kind, "terminal_id": e.terminal_id, "seq": e.seq,
+                                             "grid2_code": e.grid2_code or "", "ts": e.ts.timestamp(), "body": e.body,
+                                             "lat": "" if e.lat is None else e.lat, "lon": "" if e.lon is None else e.lon},
+                          maxlen=self.stream_maxlen, approximate=True)
+        if seen:
+            pipe.zadd(self.keys.last_seen, seen, gt=True)
+        self._add_counts(pipe, counts)
+
+    def _add_counts(self, pipe, counts: Counter) -> None:
+        for (day, fld), n in counts.items():
+            pipe.hincrby(self.keys.counters(day), fld, n)
+        for day in {day for day, _ in counts}:
+            pipe.expire(self.keys.counters(day), COUNTER_TTL_S)
+
+    def rebuild(self, conn: psycopg.Connection) -> None:
+        """Restore every live key from PostgreSQL (Redis restarted or was flushed)."""
+        started = datetime.now(self.tz)
+        since = started - REBUILD_WINDOW
+        today = started.replace(hour=0, minute=0, second=0, microsecond=0)
+        pipe = self.r.pipeline(transaction=True)
+        pipe.delete(self.keys.last_fix, self.keys.geo, self.keys.last_seen, self.keys.session,
+                    self.keys.counters(self.day(started)))
+        fixes = conn.execute(
+            "SELECT DISTINCT ON (terminal_id) terminal_id, ts, seq, lat, lon, speed_mps, heading_deg, battery_pct,"
+            " acc_m, grid2_code, grid1_code, received_at FROM gps_fix WHERE ts > %s ORDER BY terminal_id, ts DESC",
+            (since,),
+        ).fetchall()
+        seen: dict[str, float] = {}
+        for tid, ts, seq, lat, lon, spd, hdg, bat, acc, g2, g1, rec in fixes:
+            pipe.hset(self.keys.last_fix, tid, last_fix_json(ts, seq, lat, lon, spd, hdg, bat, acc, g2, g1))
+            pipe.geoadd(self.keys.geo, (lon, lat, tid))
+            seen[tid] = min(ts, rec).timestamp()
+        for tid, ts in conn.execute(
+            "SELECT terminal_id, max(least(ts, received_at)) FROM terminal_event WHERE ts > %s GROUP BY 1", (since,)
+        ):
+            seen[tid] = max(seen.get(tid, 0.0), ts.timestamp())
+        if seen:
+            pipe.zadd(self.keys.last_seen, seen)
+        for tid, online in conn.execute(
+            "SELECT DISTINCT ON (terminal_id) terminal_id, online FROM terminal_status"
+            " WHERE received_at > %s ORDER BY terminal_id, received_at DESC", (since,)
+        ):
+            pipe.hset(self.keys.session, tid, "1" if online else "0")
+        counters = self.keys.counters(self.day(started))
+        for g2, kind, n in conn.execute(
+            "SELECT CASE WHEN grid2_code = '' THEN '-' ELSE grid2_code END, kind, sum(n)::bigint"
+            " FROM activity_hourly WHERE bucket >= %s GROUP BY 1, 2", (today,)
+        ):
+            pipe.hset(counters, f"{g2}|{kind}", n)
+        pipe.expire(counters, COUNTER_TTL_S)
+        pipe.set(self.keys.built, started.isoformat())
+        pipe.incr(self.keys.version)
+        pipe.execute()
+        conn.rollback()
+        log.info("live state rebuilt from PostgreSQL: %d terminals with a position, %d seen in the last %d days",
+                 len(fixes), len(seen), REBUILD_WINDOW.days)
