@@ -1,0 +1,451 @@
+"""The terminal protocol v1 as an AsyncAPI 3.0 document, generated from the pydantic models.
+
+    python -m schemas.asyncapi           # write docs/protocol/asyncapi.yaml and docs/protocol/README.md
+    python -m schemas.asyncapi --check   # exit 1 if the committed files are not what the models give
+
+Everything in the document comes from ``schemas/``: JSON Schemas from ``model_json_schema``
+(``$ref`` into ``components/schemas``), topics from :class:`schemas.topics.Topics`, limits from
+the defaults of :class:`schemas.settings.Settings`, examples built by the models themselves.
+Output is deterministic (fixed example times and ids, insertion-ordered keys).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import yaml
+from pydantic import BaseModel, TypeAdapter
+
+from schemas.ack import AckStatus, CommandAck
+from schemas.commands import Command, CommandKind, Priority
+from schemas.events import (
+    Attachment,
+    ChecklistAnswer,
+    Heartbeat,
+    HeartbeatBody,
+    InspectionCompleted,
+    InspectionCompletedBody,
+    InspectionMode,
+    InspectionResult,
+    InspectionStarted,
+    InspectionStartedBody,
+    PatrolEnded,
+    PatrolEndedBody,
+    PatrolStarted,
+    PatrolStartedBody,
+    Report,
+    ReportBody,
+    ReportCategory,
+    Signature,
+    Sos,
+    SosBody,
+    terminal_event_adapter,
+)
+from schemas.gps import GpsFix, gps_payload_adapter
+from schemas.settings import Settings
+from schemas.status import TerminalStatus
+from schemas.topics import Channel, Topics
+
+PROTOCOL_VERSION = "1.0.0"
+OUT_DIR = Path(__file__).resolve().parent.parent / "docs" / "protocol"
+REF = "#/components/schemas/{model}"
+
+_S = Settings.model_fields
+MAX_PAYLOAD_BYTES: int = _S["max_payload_bytes"].default
+MAX_FUTURE_SKEW_S: int = _S["max_future_skew_s"].default
+MAX_PAST_AGE_DAYS: int = _S["max_past_age_days"].default
+DEFAULT_PREFIX: str = _S["topic_prefix"].default
+DEFAULT_PORT: int = _S["mqtt_port"].default
+
+# Rules every terminal->platform message is held to, and the dead-letter reason of each breach.
+RULES: list[tuple[str, str]] = [
+    ("unknown_topic", "A topic outside the grammar below (or a terminal id not matching the id pattern) is not accepted."),
+    (
+        "payload_too_large",
+        f"A payload larger than max_payload_bytes (default {MAX_PAYLOAD_BYTES} bytes) is rejected. "
+        "Terminals split buffered fixes into several arrays to stay under it.",
+    ),
+    ("malformed_json", "A payload that is not UTF-8 JSON is rejected."),
+    (
+        "invalid_fields",
+        "A payload that does not validate against the message schema (types, ranges, required fields, "
+        "naive timestamps without an offset) is rejected.",
+    ),
+    (
+        "terminal_mismatch",
+        "The terminal id in the topic is the identity. A payload may repeat it in `terminal_id`; a payload that names "
+        "another terminal is rejected.",
+    ),
+    (
+        "ts_in_future",
+        f"A timestamp more than max_future_skew_s (default {MAX_FUTURE_SKEW_S} s) ahead of the platform clock is rejected.",
+    ),
+    (
+        "ts_too_old",
+        f"A timestamp older than max_past_age_days (default {MAX_PAST_AGE_DAYS} days) is rejected (a terminal clock reset).",
+    ),
+]
+
+NOTES: list[str] = [
+    "Every message is published and subscribed with QoS 1 (at least once). The platform stores each "
+    "(terminal, seq, ts) once, so a redelivery never creates a second record.",
+    "MQTT v5; the client id is the terminal id; one session per terminal (clean start off, session expiry set, "
+    "so commands published while the terminal is away are delivered when it returns).",
+    "Last Will: retained `{\"online\":false}` on the terminal's status topic. On every connect the terminal publishes a "
+    "retained `TerminalStatus` with `online: true`; a clean shutdown publishes `online: false` itself.",
+    "`seq` is one per-terminal counter shared by fixes and events; it only increases, across restarts too "
+    "(gaps are allowed).",
+    "While offline a terminal buffers fixes, events and acks in order and, after reconnecting, flushes them in "
+    "that order: runs of fixes as JSON arrays (at most 500 fixes and max_payload_bytes per array), "
+    "events and acks one by one.",
+    "Unknown fields are kept (forward compatibility) but never trusted: they are stored as `extra` and nothing decides on them.",
+    "Timestamps are RFC 3339 with an offset (`Z` or `+08:00`); the terminal stamps them with its own wall clock.",
+    "Commands: a terminal subscribes to cmd/t/{its id}, cmd/grid/{each of its level-2 grids} and cmd/all, "
+    "answers `received` at once, dedupes by command_id, then `accepted`/`done` or `rejected` (with a note).",
+    "Attachments (photos, voice, video, signatures) travel as references (URL or object key, media type, size, sha256), "
+    "never as bytes in an MQTT payload.",
+]
+
+
+# --- examples, built by the models -----------------------------------------------------
+T0 = datetime(2025, 6, 1, 1, 30, tzinfo=UTC)
+CMD_ID = UUID("6f1d3c1e-2b7a-4c1e-9f3a-0a5b2c7d8e90")
+SHA = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+USCC = "91360600MA35K2LQ7K"  # check digit valid (GB 32100-2015)
+
+
+def _photo(key: str) -> Attachment:
+    return Attachment(key=key, media_type="image/jpeg", size_bytes=245_760, sha256=SHA)
+
+
+def example_fix(seq: int = 1001, minutes: int = 0) -> GpsFix:
+    return GpsFix(
+        seq=seq,
+        ts=T0 + timedelta(minutes=minutes),
+        lat=28.2601 + 0.0004 * minutes,
+        lon=117.0352 + 0.0003 * minutes,
+        acc_m=6.0,
+        speed_mps=1.4,
+        heading_deg=32.0,
+        battery_pct=81.0,
+    )
+
+
+def examples() -> dict[str, list[tuple[str, Any]]]:
+    """Message name -> [(example name, payload as JSON-able data)], every payload dumped by its model."""
+
+    def d(m: BaseModel) -> Any:
+        return json.loads(m.model_dump_json(exclude_none=True))
+
+    inspection = InspectionStartedBody(
+        inspection_id="INS-2025-000123", entity_uscc=USCC, mode=InspectionMode.DOUBLE_RANDOM, template_id="food-retail-v3"
+    )
+    completed = InspectionCompletedBody(
+        **inspection.model_dump(),
+        answers=[
+            ChecklistAnswer(item_id="licence-displayed", answer="pass"),
+            ChecklistAnswer(item_id="cold-chain-temperature", answer="fail", note="freezer at -8 °C"),
+        ],
+        result=InspectionResult.RECTIFY,
+        attachments=[_photo("inspections/INS-2025-000123/freezer.jpg")],
+        signatures=[
+            Signature(signer_role="officer", name="王芳", signed_at=T0 + timedelta(minutes=20), image=_photo("sig/officer.png")),
+            Signature(
+                signer_role="entity_representative", name="李强", signed_at=T0 + timedelta(minutes=21), image=_photo("sig/rep.png")
+            ),
+        ],
+        qr_pushed=True,
+    )
+    ev = dict(lat=28.2611, lon=117.0360)
+    fixes = [example_fix(1001 + i, i) for i in range(3)]
+    return {
+        "GpsFix": [("one fix", d(fixes[0]))],
+        "GpsFixArray": [
+            ("buffered fixes flushed after reconnecting", json.loads(TypeAdapter(list[GpsFix]).dump_json(fixes, exclude_none=True)))
+        ],
+        "TerminalEvent": [
+            ("patrol.started", d(PatrolStarted(seq=1004, ts=T0, kind="patrol.started", body=PatrolStartedBody(patrol_id="P-20250601-07", grid_code="360602001001"), **ev))),
+            ("inspection.started", d(InspectionStarted(seq=1005, ts=T0 + timedelta(minutes=5), kind="inspection.started", body=inspection, **ev))),
+            ("inspection.completed", d(InspectionCompleted(seq=1006, ts=T0 + timedelta(minutes=22), kind="inspection.completed", body=completed, **ev))),
+            (
+                "report",
+                d(
+                    Report(
+                        seq=1007,
+                        ts=T0 + timedelta(minutes=40),
+                        kind="report",
+                        body=ReportBody(
+                            report_id="R-2025-004711",
+                            category=ReportCategory.TIP,
+                            text="Unlicensed sale of prescription drugs reported by a customer",
+                            serious=True,
+                            entity_uscc=USCC,
+                            lat=28.2620,
+                            lon=117.0371,
+                            attachments=[_photo("reports/R-2025-004711/1.jpg")],
+                        ),
+                    )
+                ),
+            ),
+            ("sos", d(Sos(seq=1008, ts=T0 + timedelta(minutes=50), kind="sos", body=SosBody(text="Threatened during inspection"), **ev))),
+            ("heartbeat", d(Heartbeat(seq=1009, ts=T0 + timedelta(minutes=55), kind="heartbeat", body=HeartbeatBody(battery_pct=64.0)))),
+            ("patrol.ended", d(PatrolEnded(seq=1010, ts=T0 + timedelta(hours=3), kind="patrol.ended", body=PatrolEndedBody(patrol_id="P-20250601-07", grid_code="360602001001", distance_m=5240.0), **ev))),
+        ],
+        "CommandAck": [
+            ("received", d(CommandAck(command_id=CMD_ID, ts=T0 + timedelta(seconds=1), status=AckStatus.RECEIVED))),
+            ("rejected", d(CommandAck(command_id=CMD_ID, ts=T0 + timedelta(minutes=2), status=AckStatus.REJECTED, note="On sick leave today"))),
+        ],
+        "TerminalStatus": [
+            ("online", d(TerminalStatus(online=True, ts=T0, battery_pct=81.0, app_version="gridwatch-terminal/1.0"))),
+            ("last will", d(TerminalStatus(online=False))),
+        ],
+        "Command": [
+            (
+                "emergency order",
+                d(
+                    Command(
+                        command_id=CMD_ID,
+                        issued_at=T0,
+                        kind=CommandKind.EMERGENCY,
+                        priority=Priority.CRITICAL,
+                        title="Suspected food poisoning at a restaurant",
+                        body="Go to the site, seal the kitchen, report back.",
+                        issued_by="duty-officer-2",
+                        expires_at=T0 + timedelta(hours=2),
+                        lat=28.2633,
+                        lon=117.0402,
+                    )
+                ),
+            )
+        ],
+    }
+
+
+# --- the document --------------------------------------------------------------------------
+def _collect(components: dict[str, Any], name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    for def_name, def_schema in schema.pop("$defs", {}).items():
+        if def_name in components and components[def_name] != def_schema:
+            raise ValueError(f"two different schemas named {def_name}")
+        components[def_name] = def_schema
+    components[name] = schema
+    return {"$ref": REF.format(model=name)}
+
+
+def build_document(prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:
+    topics = Topics(prefix)
+    schemas: dict[str, Any] = {}
+    _collect(schemas, "GpsFix", GpsFix.model_json_schema(ref_template=REF))
+    gps_payload = gps_payload_adapter.json_schema(ref_template=REF)
+    gps_payload.pop("$defs", None)
+    _collect(schemas, "GpsPayload", {"title": "GpsPayload", "description": "One GpsFix or an array of them", **gps_payload})
+    ev = terminal_event_adapter.json_schema(ref_template=REF)
+    _collect(schemas, "TerminalEvent", {"title": "TerminalEvent", "description": "An event; `kind` selects the body", **ev})
+    _collect(schemas, "CommandAck", CommandAck.model_json_schema(ref_template=REF))
+    _collect(schemas, "TerminalStatus", TerminalStatus.model_json_schema(ref_template=REF))
+    _collect(schemas, "Command", Command.model_json_schema(ref_template=REF))
+    ex = examples()
+
+    def message(name: str, schema: str, title: str, summary: str) -> dict[str, Any]:
+        m: dict[str, Any] = {
+            "name": name,
+            "title": title,
+            "summary": summary,
+            "contentType": "application/json",
+            "payload": {"$ref": REF.format(model=schema)},
+        }
+        if name in ex:
+            m["examples"] = [{"name": n, "payload": p} for n, p in ex[name]]
+        return m
+
+    messages = {
+        "GpsFix": message("GpsFix", "GpsFix", "One GPS fix", "A WGS-84 position with seq and ts"),
+        "GpsFixArray": message("GpsFixArray", "GpsPayload", "Fixes as an array", "Buffered fixes flushed after reconnecting"),
+        "TerminalEvent": message("TerminalEvent", "TerminalEvent", "Terminal event", "Inspection, report, SOS, patrol, heartbeat"),
+        "CommandAck": message("CommandAck", "CommandAck", "Command acknowledgement", "received, accepted, done or rejected"),
+        "TerminalStatus": message("TerminalStatus", "TerminalStatus", "Presence (retained)", "online true on connect; the Last Will says false"),
+        "Command": message("Command", "Command", "Command to terminals", "Emergency order, task or message"),
+    }
+    tid = {"description": "The terminal's id (the identity; pattern ^[A-Za-z0-9_-]{1,64}$)", "examples": ["T-0001"]}
+    grid = {"description": "A level-2 grid code", "examples": ["360602001001"]}
+
+    def chan(address: str, msgs: list[str], description: str, params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "address": address,
+            "description": description,
+            "parameters": params,
+            "messages": {m: {"$ref": f"#/components/messages/{m}"} for m in msgs},
+        }
+
+    channels = {
+        "terminalGps": chan(
+            topics.terminal("{terminal_id}", Channel.GPS), ["GpsFix", "GpsFixArray"],
+            "GPS fixes: one fix, or a JSON array of buffered fixes", {"terminal_id": tid},
+        ),
+        "terminalEvent": chan(topics.terminal("{terminal_id}", Channel.EVENT), ["TerminalEvent"], "Field events", {"terminal_id": tid}),
+        "terminalAck": chan(topics.terminal("{terminal_id}", Channel.ACK), ["CommandAck"], "Answers to commands", {"terminal_id": tid}),
+        "terminalStatus": chan(
+            topics.terminal("{terminal_id}", Channel.STATUS), ["TerminalStatus"],
+            "Presence, retained; also the terminal's Last Will", {"terminal_id": tid},
+        ),
+        "commandAll": chan(topics.cmd_all, ["Command"], "Commands to every terminal", {}),
+        "commandGrid": chan(topics.cmd_grid("{grid_code}"), ["Command"], "Commands to the terminals of one level-2 grid", {"grid_code": grid}),
+        "commandTerminal": chan(topics.cmd_terminal("{terminal_id}"), ["Command"], "Commands to one terminal", {"terminal_id": tid}),
+    }
+    for c in channels.values():
+        if not c["parameters"]:
+            del c["parameters"]
+
+    def op(action: str, channel: str, msgs: list[str], summary: str, retain: bool = False) -> dict[str, Any]:
+        return {
+            "action": action,
+            "channel": {"$ref": f"#/channels/{channel}"},
+            "summary": summary,
+            "messages": [{"$ref": f"#/channels/{channel}/messages/{m}"} for m in msgs],
+            "bindings": {"mqtt": {"qos": 1, "retain": retain, "bindingVersion": "0.2.0"}},
+        }
+
+    operations = {
+        "receiveGps": op("receive", "terminalGps", ["GpsFix", "GpsFixArray"], "The platform receives fixes"),
+        "receiveEvent": op("receive", "terminalEvent", ["TerminalEvent"], "The platform receives events"),
+        "receiveAck": op("receive", "terminalAck", ["CommandAck"], "The platform receives command acknowledgements"),
+        "receiveStatus": op("receive", "terminalStatus", ["TerminalStatus"], "The platform receives presence (retained)", True),
+        "sendCommandAll": op("send", "commandAll", ["Command"], "The platform commands every terminal"),
+        "sendCommandGrid": op("send", "commandGrid", ["Command"], "The platform commands one grid's terminals"),
+        "sendCommandTerminal": op("send", "commandTerminal", ["Command"], "The platform commands one terminal"),
+    }
+
+    description = "\n".join(
+        [
+            "Gridwatch terminal protocol v1: field terminals of the market-supervision grid publish GPS fixes, events, "
+            "command acknowledgements and presence; the command center sends commands. Operations are described from "
+            f"the platform's view. The topic prefix is configurable (default `{DEFAULT_PREFIX}`).",
+            "",
+            "Transport:",
+            *[f"- {n}" for n in NOTES],
+            "",
+            "Rules (a breach sends the message to the dead-letter table with the reason shown):",
+            *[f"- `{reason}`: {text}" for reason, text in RULES],
+            "",
+            "Generated by `python -m schemas.asyncapi` from the pydantic models in schemas/; do not edit by hand.",
+        ]
+    )
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "Gridwatch terminal protocol",
+            "version": PROTOCOL_VERSION,
+            "description": description,
+            "x-gridwatch-limits": {
+                "max_payload_bytes": MAX_PAYLOAD_BYTES,
+                "max_future_skew_s": MAX_FUTURE_SKEW_S,
+                "max_past_age_days": MAX_PAST_AGE_DAYS,
+                "max_fixes_per_array": 10_000,
+                "recommended_fixes_per_array": 500,
+            },
+            "x-gridwatch-rules": [{"dead_letter_reason": r, "rule": t} for r, t in RULES],
+        },
+        "defaultContentType": "application/json",
+        "servers": {
+            "local": {
+                "host": f"127.0.0.1:{DEFAULT_PORT}",
+                "protocol": "mqtt",
+                "protocolVersion": "5",
+                "description": "The project-local Mosquitto started by ./gw setup",
+                "bindings": {
+                    "mqtt": {
+                        "clientId": "{terminal_id}",
+                        "cleanSession": False,
+                        "keepAlive": 30,
+                        "lastWill": {
+                            "topic": topics.terminal("{terminal_id}", Channel.STATUS),
+                            "qos": 1,
+                            "message": TerminalStatus(online=False).model_dump_json(exclude_none=True),
+                            "retain": True,
+                        },
+                        "bindingVersion": "0.2.0",
+                    }
+                },
+            }
+        },
+        "channels": channels,
+        "operations": operations,
+        "components": {"messages": messages, "schemas": {k: schemas[k] for k in sorted(schemas)}},
+    }
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings as literal blocks, so the description reads like the text it is."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def render_yaml(doc: dict[str, Any]) -> str:
+    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120, default_flow_style=False)
+
+
+def render_readme(doc: dict[str, Any]) -> str:
+    ex = examples()
+    lines = [
+        "# Gridwatch terminal protocol v1",
+        "",
+        "Generated by `python -m schemas.asyncapi` from the models in `schemas/` (do not edit by hand).",
+        "The machine-readable contract is [asyncapi.yaml](asyncapi.yaml) (AsyncAPI 3.0).",
+        "",
+        "## Topics",
+        "",
+        "| topic | direction | payload | retained |",
+        "| --- | --- | --- | --- |",
+    ]
+    ops = {o["channel"]["$ref"].split("/")[-1]: o for o in doc["operations"].values()}
+    for name, ch in doc["channels"].items():
+        o = ops[name]
+        direction = "terminal → platform" if o["action"] == "receive" else "platform → terminal"
+        payload = " or ".join(f"`{m}`" for m in ch["messages"])
+        lines.append(f"| `{ch['address']}` | {direction} | {payload} | {'yes' if o['bindings']['mqtt']['retain'] else 'no'} |")
+    lines += ["", "## Transport", "", *[f"- {n}" for n in NOTES], "", "## Rules and dead-letter reasons", ""]
+    lines += ["| reason | rule |", "| --- | --- |", *[f"| `{r}` | {t} |" for r, t in RULES], ""]
+    lines += ["## Examples", ""]
+    for msg, items in ex.items():
+        for name, payload in items:
+            lines += [f"### {msg}: {name}", "", "```json", json.dumps(payload, ensure_ascii=False, indent=2), "```", ""]
+    return "\n".join(lines)
+
+
+def outputs() -> dict[Path, str]:
+    doc = build_document()
+    return {OUT_DIR / "asyncapi.yaml": render_yaml(doc), OUT_DIR / "README.md": render_readme(doc)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m schemas.asyncapi", description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if the committed files are stale")
+    args = parser.parse_args(argv)
+    stale = []
+    for path, text in outputs().items():
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(path)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            print(f"wrote {path}")
+    if stale:
+        print("stale (run `python -m schemas.asyncapi`): " + ", ".join(str(p) for p in stale), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""The committed protocol document is what the models generate, and it is whole."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import yaml
+
+from schemas import asyncapi
+from schemas.ack import CommandAck
+from schemas.commands import Command
+from schemas.events import parse_event
+from schemas.gps import parse_gps_payload
+from schemas.status import TerminalStatus
+from schemas.topics import Channel, Topics
+
+
+def test_committed_documents_are_current() -> None:
+    for path, text in asyncapi.outputs().items():
+        assert path.exists(), f"{path} missing: run `python -m schemas.asyncapi`"
+        assert path.read_text() == text, f"{path} is stale: run `python -m schemas.asyncapi` and commit it"
+
+
+def test_check_command_exit_code() -> None:
+    ok = subprocess.run([sys.executable, "-m", "schemas.asyncapi", "--check"], cwd=asyncapi.OUT_DIR.parent.parent)
+    assert ok.returncode == 0
+
+
+def test_generation_is_deterministic() -> None:
+    assert asyncapi.render_yaml(asyncapi.build_document()) == asyncapi.render_yaml(asyncapi.build_document())
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [v for k, v in node.items() if k == "$ref" and isinstance(v, str)] + [r for v in node.values() for r in _refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _refs(v)]
+    return []
+
+
+def test_every_ref_resolves_and_every_topic_has_a_channel() -> None:
+    doc = yaml.safe_load((asyncapi.OUT_DIR / "asyncapi.yaml").read_text())
+    assert doc["asyncapi"] == "3.0.0"
+    for ref in _refs(doc):
+        node: Any = doc
+        for part in ref.removeprefix("#/").split("/"):
+            node = node[part]
+    t = Topics()
+    addresses = {c["address"] for c in doc["channels"].values()}
+    assert addresses == {
+        *(t.terminal("{terminal_id}", ch) for ch in Channel),
+        t.cmd_all,
+        t.cmd_grid("{grid_code}"),
+        t.cmd_terminal("{terminal_id}"),
+    }
+    for c in doc["channels"].values():
+        for p in c.get("parameters", {}):
+            assert "{" + p + "}" in c["address"]
+    actions = {o["channel"]["$ref"].split("/")[-1]: o["action"] for o in doc["operations"].values()}
+    assert all(a == "receive" for ch, a in actions.items() if ch.startswith("terminal"))
+    assert all(a == "send" for ch, a in actions.items() if ch.startswith("command"))
+    assert all(o["bindings"]["mqtt"]["qos"] == 1 for o in doc["operations"].values())
+    will = doc["servers"]["local"]["bindings"]["mqtt"]["lastWill"]
+    assert will["retain"] is True and json.loads(will["message"]) == {"online": False}
+    reasons = {r["dead_letter_reason"] for r in doc["info"]["x-gridwatch-rules"]}
+    assert reasons == {"payload_too_large", "malformed_json", "invalid_fields", "terminal_mismatch", "ts_in_future", "ts_too_old", "unknown_topic"}
+
+
+def test_examples_validate_against_the_models() -> None:
+    parse = {
+        "GpsFix": lambda b: parse_gps_payload(b),
+        "GpsFixArray": lambda b: parse_gps_payload(b),
+        "TerminalEvent": parse_event,
+        "CommandAck": CommandAck.model_validate_json,
+        "TerminalStatus": TerminalStatus.model_validate_json,
+        "Command": Command.model_validate_json,
+    }
+    seen_kinds = set()
+    for name, items in asyncapi.examples().items():
+        for _, payload in items:
+            parsed = parse[name](json.dumps(payload).encode())
+            if name == "TerminalEvent":
+                seen_kinds.add(parsed.kind)
+    assert {"inspection.started", "inspection.completed", "report", "sos", "patrol.started", "patrol.ended", "heartbeat"} == seen_kinds
