@@ -24,7 +24,6 @@ from schemas.topics import RedisKeys, Topics
 log = logging.getLogger("gridwatch.ingest")
 
 MAINTENANCE_EVERY_S = 3600
-LIVE_CHECK_EVERY_S = 5.0
 
 
 @dataclass
@@ -59,7 +58,6 @@ class IngestService:
         self.stop_event = threading.Event()
         self.stats = Stats()
         self.totals = Stats()
-        self._live_checked = float("-inf")  # when Redis was last checked for lost live state
         self._live_stale = False  # a batch failed to reach Redis: rebuild even if the keys are there
         self._last_maintenance = 0.0
 
@@ -161,16 +159,13 @@ class IngestService:
                 delay = min(delay * 2, 15)
 
     def _rebuild_live_if_lost(self) -> None:
-        """A Redis restart or flush loses the live keys; look for that every few seconds."""
-        if time.monotonic() - self._live_checked < LIVE_CHECK_EVERY_S:
-            return
+        """A Redis restart or flush loses the live keys; one EXISTS per batch notices it."""
         try:
             if self._live_stale or self.live.needs_rebuild():
                 if self.pg.conn is None:
                     self._connect_store()
                 self.live.rebuild(self.pg.conn)
                 self._live_stale = False
-            self._live_checked = time.monotonic()
         except (redis.RedisError, psycopg.Error) as exc:
             log.error("live state rebuild failed (%s); will retry", exc)
 
@@ -181,7 +176,6 @@ class IngestService:
         except redis.RedisError as exc:
             self.stats.redis_errors += 1
             self._live_stale = True
-            self._live_checked = float("-inf")
             log.error("Redis update failed (%s); live state will be rebuilt when Redis is back", exc)
 
     def _maintain(self) -> None:

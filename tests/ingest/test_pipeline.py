@@ -1,0 +1,122 @@
+"""The pure steps of ingest: captured payloads, limits, identity, arrays, grid tagging."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from grid.model import GridRef
+from ingest.pipeline import Decoded, Limits, Received, RejectReason, decode, decode_batch, tag_grids
+from schemas.gps import GpsFix
+from schemas.topics import Topics
+
+PAYLOADS = Path(__file__).resolve().parent.parent / "fixtures" / "payloads"
+TOPICS = Topics("gw/v1")
+LIMITS = Limits()
+ARRIVAL = datetime(2026, 11, 25, 0, 5, tzinfo=timezone.utc).timestamp()  # 08:05 in Yingtan
+
+EXPECTED_REASON = {
+    "malformed_json": RejectReason.MALFORMED_JSON,
+    "invalid_fields": RejectReason.INVALID_FIELDS,
+    "terminal_mismatch": RejectReason.TERMINAL_MISMATCH,
+    "naive_timestamp": RejectReason.INVALID_FIELDS,
+    "attachment_without_location": RejectReason.INVALID_FIELDS,
+    "unknown_event_kind": RejectReason.INVALID_FIELDS,
+}
+
+
+def one(topic: str, payload: bytes, arrival: float = ARRIVAL) -> Decoded:
+    return decode_batch([Received(topic, payload, arrival)], TOPICS, LIMITS)
+
+
+@pytest.mark.parametrize("path", sorted(PAYLOADS.glob("*.json")), ids=lambda p: p.stem)
+def test_captured_payloads(path: Path):
+    channel = "event" if "event" in path.stem else "gps"
+    out = one(f"gw/v1/t/T00001/{channel}", path.read_bytes())
+    if path.stem.startswith("valid_"):
+        assert out.dead == [] and len(out.fixes) + len(out.events) >= 1
+    else:
+        assert out.fixes == [] and out.events == []
+        assert [d.reason for d in out.dead] == [EXPECTED_REASON[path.stem.removeprefix("reject_")]]
+        assert out.dead[0].payload == path.read_bytes()  # the raw bytes are kept for the operator
+
+
+def test_unknown_fields_are_kept_apart():
+    out = one("gw/v1/t/T00001/gps", (PAYLOADS / "valid_fix_unknown_field.json").read_bytes())
+    assert out.fixes[0].extra == '{"firmware":"2.1.0"}'
+
+
+def test_oversized_payload_is_rejected_before_parsing():
+    out = decode_batch([Received("gw/v1/t/T1/gps", b"[" + b" " * 70_000 + b"]", ARRIVAL)], TOPICS, Limits(max_payload_bytes=65536))
+    assert [d.reason for d in out.dead] == [RejectReason.PAYLOAD_TOO_LARGE]
+    assert "70002 bytes" in out.dead[0].detail
+
+
+def test_time_window():
+    future = datetime.fromtimestamp(ARRIVAL, timezone.utc) + timedelta(hours=2)
+    old = datetime.fromtimestamp(ARRIVAL, timezone.utc) - timedelta(days=40)
+    for ts, reason in ((future, RejectReason.TS_IN_FUTURE), (old, RejectReason.TS_TOO_OLD)):
+        fix = GpsFix(seq=1, ts=ts, lat=28.2, lon=117.0)
+        out = one("gw/v1/t/T1/gps", fix.model_dump_json().encode())
+        assert [d.reason for d in out.dead] == [reason]
+
+
+def test_array_keeps_good_fixes_and_letters_each_bad_one():
+    good = GpsFix(seq=1, ts=datetime.fromtimestamp(ARRIVAL, timezone.utc), lat=28.2, lon=117.0).model_dump_json()
+    payload = f'[{good}, {{"seq": 2}}, {good.replace(":1,", ":3,", 1)}]'.encode()
+    out = one("gw/v1/t/T1/gps", payload)
+    assert [f.seq for f in out.fixes] == [1, 3]
+    assert len(out.dead) == 1 and out.dead[0].detail.startswith("array item 1:")
+
+
+@pytest.mark.parametrize("topic", ["gw/v1/t/T1/unknown", "gw/v1/t/T1", "other/t/T1/gps", "gw/v1/t/bad id!/gps"])
+def test_unknown_topics(topic):
+    assert [d.reason for d in one(topic, b"{}").dead] == [RejectReason.UNKNOWN_TOPIC]
+
+
+def test_status_last_will_without_ts_uses_arrival():
+    out = one("gw/v1/t/T1/status", b'{"online": false}')
+    assert out.statuses[0].online is False
+    assert out.statuses[0].ts.timestamp() == ARRIVAL
+
+
+def test_ack():
+    out = one("gw/v1/t/T1/ack", b'{"command_id": "4b0f7c1e-8e53-4a5e-9d7c-0d7f2a1c3b11", "ts": "2026-11-25T08:01:00+08:00", "status": "accepted"}')
+    assert out.acks[0].status == "accepted" and out.acks[0].terminal_id == "T1"
+
+
+class _Locator:
+    """A pure stand-in for grid.locate: west of 117.0 is grid A, east is outside."""
+
+    def locate_many(self, lons, lats):
+        return [GridRef("A", "A1") if lon < 117.0 else None for lon in lons]
+
+
+def test_tag_grids_marks_outside_points_none_and_keeps_them():
+    ts = datetime.fromtimestamp(ARRIVAL, timezone.utc).isoformat()
+    payload = f'[{{"seq":1,"ts":"{ts}","lat":28.2,"lon":116.9}},{{"seq":2,"ts":"{ts}","lat":28.2,"lon":117.1}}]'
+    out = one("gw/v1/t/T1/gps", payload.encode())
+    tag_grids(out, _Locator())
+    assert [(f.grid2_code, f.grid1_code) for f in out.fixes] == [("A", "A1"), (None, None)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300), st.sampled_from(["gps", "event", "ack", "status"]))
+def test_any_bytes_give_rows_or_dead_letters_never_an_exception(payload, channel):
+    out = Decoded()
+    decode(Received(f"gw/v1/t/T1/{channel}", payload, ARRIVAL), TOPICS, LIMITS, out)
+    assert len(out) >= 1  # every message becomes something: a row or a dead letter, never nothing
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.floats(-90, 90), st.floats(-180, 180)), min_size=1, max_size=20))
+def test_valid_arrays_store_every_fix(points):
+    ts = datetime.fromtimestamp(ARRIVAL, timezone.utc)
+    fixes = [GpsFix(seq=i, ts=ts, lat=lat, lon=lon) for i, (lat, lon) in enumerate(points)]
+    payload = "[" + ",".join(f.model_dump_json() for f in fixes) + "]"
+    out = one("gw/v1/t/T1/gps", payload.encode())
+    assert [(f.seq, f.lat, f.lon) for f in out.fixes] == [(i, lat, lon) for i, (lat, lon) in enumerate(points)]

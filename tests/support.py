@@ -1,0 +1,58 @@
+"""Helpers for tests that run Gridwatch processes and wait on real services."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from schemas.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The GRIDWATCH_* environment that makes a child process use ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDWATCH_")}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, (tuple, list)):
+            value = "[" + ",".join(str(v) for v in value) + "]"
+        env[f"GRIDWATCH_{name.upper()}"] = str(value)
+    return env
+
+
+class ServiceProcess:
+    """A Gridwatch process (``python -m <module>``) run as an operator would, logs kept for failures."""
+
+    def __init__(self, module: str, settings: Settings, log_path: Path, *args: str):
+        self.module, self.settings, self.log_path, self.args = module, settings, log_path, args
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "ServiceProcess":
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", self.module, *self.args], cwd=ROOT,
+                                     env=settings_env(self.settings), stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc and self.proc.poll() is None:
+            (self.proc.kill if kill else self.proc.terminate)()
+            self.proc.wait(timeout=15)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def wait_until(predicate, timeout: float = 20.0, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last value: {last!r})")
