@@ -1,0 +1,81 @@
+"""``python -m terminal simulate ...``: run the fleet simulator (see terminal/simulator.py)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from schemas.settings import get_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    s = get_settings()
+    parser = argparse.ArgumentParser(prog="python -m terminal")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sim = sub.add_parser("simulate", help="run virtual terminals against the broker")
+    sim.add_argument("--terminals", type=int, default=None, help="at most this many terminals (default: every one in the registry)")
+    sim.add_argument("--synthetic", type=int, default=None, metavar="N", help="N terminals around Yingtan without a registry (load tests)")
+    sim.add_argument("--speedup", type=float, default=1.0, help="simulated seconds per real second (default 1)")
+    sim.add_argument("--interval-s", type=float, default=5.0, help="simulated seconds between GPS fixes (default 5)")
+    sim.add_argument("--duration-s", type=float, default=None, help="real seconds to run (default: until Ctrl-C)")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--mqtt-host", default=s.mqtt_host)
+    sim.add_argument("--mqtt-port", type=int, default=s.mqtt_port)
+    sim.add_argument("--prefix", default=s.topic_prefix, help="topic prefix")
+    sim.add_argument("--pg-dsn", default=s.pg_dsn, help="registry database")
+    sim.add_argument("--state-dir", type=Path, default=None, help="persist each terminal's seq and offline buffer here")
+    sim.add_argument("--progress-s", type=float, default=5.0, help="seconds between progress lines")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=s.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log = logging.getLogger("terminal.simulate")
+
+    from terminal.simulator import Simulator, install_sigint, load_registry, synthetic_specs
+
+    if args.synthetic is not None:
+        specs = synthetic_specs(args.synthetic, seed=args.seed)
+    else:
+        try:
+            specs = load_registry(args.pg_dsn, limit=args.terminals)
+        except Exception as exc:  # psycopg.Error and a missing table alike: say what and where
+            log.error("cannot read the terminal registry at %s: %s", args.pg_dsn, exc)
+            return 2
+        if not specs:
+            log.error(
+                "the registry at %s has no terminals of people with grids: import the demo city first "
+                "(see the grid/ README), or run with --synthetic N",
+                args.pg_dsn,
+            )
+            return 2
+    if args.terminals is not None:
+        specs = specs[: args.terminals]
+    log.info(
+        "simulating %d terminals against %s:%d (prefix %s), fix every %.1f simulated s, speed-up x%g",
+        len(specs), args.mqtt_host, args.mqtt_port, args.prefix, args.interval_s, args.speedup,
+    )
+    simulator = Simulator(
+        specs,
+        host=args.mqtt_host,
+        port=args.mqtt_port,
+        prefix=args.prefix,
+        username=s.mqtt_username,
+        password=s.mqtt_password,
+        interval_s=args.interval_s,
+        speedup=args.speedup,
+        seed=args.seed,
+        state_dir=args.state_dir,
+        progress_every_s=args.progress_s,
+    )
+    install_sigint(simulator)
+    stats = simulator.run_for(args.duration_s)
+    log.info(
+        "stopped after %.0f s (%.0f simulated): %d fixes (%.0f/s), %d events %s, %d acks, %d commands, %d offline episodes",
+        stats.elapsed_s, stats.sim_elapsed_s, stats.fixes, stats.fixes_per_s, stats.events, stats.events_by_kind,
+        stats.acks, stats.commands, stats.offline_episodes,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
