@@ -105,7 +105,7 @@ def check_geojson(
             if list(ring[0][:2]) != list(ring[-1][:2]):
                 return Checked(None, f"ring {i} is not closed (first position {ring[0][:2]} != last {ring[-1][:2]})")
         geom = shape(geom_json)
-    except (TypeError, ValueError, IndexError, shapely.errors.GEOSException) as exc:
+    except (TypeError, ValueError, IndexError, KeyError, AttributeError, shapely.errors.GEOSException) as exc:
         return Checked(None, f"unreadable coordinates: {exc}")
     if geom.is_empty:
         return Checked(None, "empty geometry")
@@ -115,7 +115,7 @@ def check_geojson(
             None, f"outside the city bbox {bbox}: bounds ({x0:.5f}, {y0:.5f}, {x1:.5f}, {y1:.5f})"
         )
     if geom.is_valid:
-        return Checked(geom)
+        return Checked(geom) if geom.area > 0 else Checked(None, "polygon has no area")
     why = explain_validity(geom)
     if not repair:
         return Checked(None, f"invalid geometry: {why} (use --repair to keep the polygonal part of make_valid)")

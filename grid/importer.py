@@ -33,7 +33,6 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
-import shapely
 
 from grid import store, uscc
 from grid.adjacency import adjacent_pairs

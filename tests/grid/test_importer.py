@@ -87,6 +87,10 @@ def bad_files(tmp_path):
         _feat("ORPHAN", 2, "NOPE", SQ2),  # 7: unknown parent
         {"type": "Feature", "properties": {"name_zh": "无编码"}, "geometry": None},  # 8: no code
         _feat("A", 2, "L1", SQ),  # 9: duplicate
+        "not a feature",  # 10
+        {"type": "Feature", "properties": {"code": "JUNK", "name_zh": "坏", "level": 2, "parent": "L1"},
+         "geometry": {"type": "Polygon"}},  # 11: no coordinates
+        _feat("LV3", 3, "L1", SQ2),  # 12: bad level
     ]
     (tmp_path / "g.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
     _write_csv(tmp_path / "p.csv", ["person_id", "name", "role", "phone", "grids", "synthetic"], [
@@ -129,6 +133,9 @@ def test_bad_rows_and_geometry_reported_good_rows_load(conn, bad_files):
     assert has("code ORPHAN", "unknown level-1 parent"), text
     assert has("feature 8", "no 'code' property"), text
     assert has("feature 9 (code A)", "duplicate code"), text
+    assert has("feature 10", "no 'code' property"), text
+    assert has("feature 11 (code JUNK)", "unreadable coordinates"), text
+    assert has("feature 12 (code LV3)", "expected 1 or 2"), text
     assert has("p.csv", "line 3", "janitor"), text
     assert has("p.csv", "line 4", "exactly one grid"), text
     assert has("p.csv", "person P4", "unknown level-2 grid"), text
