@@ -1,0 +1,285 @@
+/* Gridwatch wall: browser-side functions. Served locally from dashboard/assets (no CDN).
+ *
+ * - window.dashExtensions.gridwatch.*: functions dash-leaflet calls by name ({"variable": ...}):
+ *   grid styles (colour from `hideout`), entity points and cluster icons, alert pins.
+ * - window.dash_clientside.gridwatch.*: clientside callbacks. `applyLive` moves the existing
+ *   canvas terminal markers in place from the compact refresh payload; it never touches the
+ *   map's view. `rotate` is the one place the view moves (wall mode, by configuration).
+ */
+(function () {
+  "use strict";
+  var gw = (window.gridwatch = window.gridwatch || {});
+  gw.maps = gw.maps || {};
+  gw.markers = gw.markers || {};   // terminal id -> marker
+  gw.rows = gw.rows || {};         // terminal id -> last row
+  gw.received = 0;                 // client clock (s) when the last payload arrived
+  gw.config = gw.config || {onlineWindow: 120, staleAfter: 60, strings: {}};
+  gw.applyMs = [];                 // recent apply durations (bench/diagnostics)
+
+  var ROLE_COLOURS = {"1": "#ffc857", "2": "#35d0ff", "c": "#b794f6", "i": "#5ee69a", "?": "#e0e6ee"};
+  var ROLE_KEYS = {"1": "role.level1_supervisor", "2": "role.level2_supervisor", "c": "role.co_manager", "i": "role.informant", "?": "role.unknown"};
+  var RISK_COLOURS = {A: "#4f9d69", B: "#6c8fb3", C: "#d6a243", D: "#e0584f"};
+  var PALETTES = {
+    officers: ["#0f2a3d", "#1d6fa5", "#35d0ff"],
+    inspections: ["#112b24", "#1f8a5b", "#6ef0a8"],
+    reports: ["#2e2410", "#b07a1c", "#ffc857"],
+    alerts: ["#2d1416", "#b0323a", "#ff6b6b"]
+  };
+
+  function nowS() { return Date.now() / 1000; }
+  function str(k) { return (gw.config.strings || {})[k] || k; }
+
+  // ------------------------------------------------------------------ map discovery
+  function ensurePanes(map) {
+    var panes = [["gw-replay", 640], ["gw-terminals", 650], ["gw-alerts", 660]];
+    panes.forEach(function (p) {
+      if (!map.getPane(p[0])) { var el = map.createPane(p[0]); el.style.zIndex = p[1]; }
+    });
+    if (!map._gwTermRenderer) { map._gwTermRenderer = L.canvas({pane: "gw-terminals", padding: 0.3}); }
+    if (!map._gwEntityRenderer) { map._gwEntityRenderer = L.canvas({padding: 0.3}); }
+  }
+  function register(map) {
+    var id = (map.getContainer() && map.getContainer().id) || "map";
+    gw.maps[id] = map;
+    gw.map = map;
+    ensurePanes(map);
+    if (gw.pending) { var p = gw.pending; gw.pending = null; applyRows(map, p); }
+  }
+  function hook() {
+    if (gw.hooked) return;
+    if (window.L && L.Map && L.CircleMarker) {
+      gw.hooked = true;
+      L.Map.addInitHook(function () { register(this); });
+      defineMarker();
+    } else { setTimeout(hook, 5); }
+  }
+  gw.getMap = function () { return gw.maps["gw-map"] || gw.map || null; };
+
+  // A canvas circle marker with a heading tick: 1,000 of them redraw in one canvas pass.
+  function defineMarker() {
+    gw.TerminalMarker = L.CircleMarker.extend({
+      options: {heading: -1},
+      _updatePath: function () {
+        L.CircleMarker.prototype._updatePath.call(this);
+        var r = this._renderer, h = this.options.heading;
+        if (!r || !r._ctx || h === undefined || h < 0 || !this._point) return;
+        var ctx = r._ctx, p = this._point, rad = this._radius, a = h * Math.PI / 180;
+        ctx.save();
+        ctx.globalAlpha = this.options.fillOpacity;
+        ctx.strokeStyle = this.options.fillColor;
+        ctx.lineWidth = 2.5;
+        ctx.beginPath();
+        ctx.moveTo(p.x + Math.sin(a) * (rad + 1), p.y - Math.cos(a) * (rad + 1));
+        ctx.lineTo(p.x + Math.sin(a) * (rad + 8), p.y - Math.cos(a) * (rad + 8));
+        ctx.stroke();
+        ctx.restore();
+      }
+    });
+  }
+  hook();
+
+  // ------------------------------------------------------------------ terminals
+  function styleFor(row, shift) {
+    var fixAge = row[3] + shift, seenAge = row[4] + shift;
+    var offline = row[7] === 1 || seenAge > gw.config.onlineWindow;
+    var colour = ROLE_COLOURS[row[5]] || ROLE_COLOURS["?"];
+    if (offline) {
+      return {radius: 5, color: "#8a94a3", weight: 1.5, opacity: 0.85, fillColor: "#8a94a3", fillOpacity: 0.0, heading: -1};
+    }
+    var op = 1;
+    if (fixAge > gw.config.staleAfter) {
+      op = Math.max(0.3, 1 - (fixAge - gw.config.staleAfter) / Math.max(1, gw.config.onlineWindow));
+    }
+    return {radius: 6, color: "#06101a", weight: 1.2, opacity: op, fillColor: colour, fillOpacity: op, heading: row[6]};
+  }
+  function statusWord(row, shift) {
+    var fixAge = row[3] + shift, seenAge = row[4] + shift;
+    if (row[7] === 1 || seenAge > gw.config.onlineWindow) return str("status.offline");
+    if (fixAge > gw.config.staleAfter) return str("status.stale");
+    return str("status.online");
+  }
+  function tooltipFor(id) {
+    return function () {
+      var row = gw.rows[id];
+      if (!row) return id;
+      var shift = nowS() - gw.received;
+      return id + " · " + str(ROLE_KEYS[row[5]] || "role.unknown") + " · " + statusWord(row, shift);
+    };
+  }
+  function applyRows(map, rows) {
+    ensurePanes(map);
+    var t0 = performance.now();
+    var seen = {}, i, row, m, id;
+    for (i = 0; i < rows.length; i++) {
+      row = rows[i]; id = row[0]; seen[id] = true;
+      gw.rows[id] = row;
+      m = gw.markers[id];
+      var st = styleFor(row, 0);
+      if (!m) {
+        st.renderer = map._gwTermRenderer; st.pane = "gw-terminals"; st.bubblingMouseEvents = false;
+        m = new gw.TerminalMarker([row[1], row[2]], st);
+        m.bindTooltip(tooltipFor(id), {direction: "top", offset: [0, -6]});
+        m.on("click", (function (tid) {
+          return function () {
+            if (window.dash_clientside && window.dash_clientside.set_props) {
+              window.dash_clientside.set_props("term-sel", {data: {id: tid, n: Date.now()}});
+            }
+          };
+        })(id));
+        m.addTo(map);
+        gw.markers[id] = m;
+      } else {
+        var ll = m.getLatLng();
+        if (ll.lat !== row[1] || ll.lng !== row[2]) m.setLatLng([row[1], row[2]]);
+        m.setStyle(st);
+      }
+    }
+    for (id in gw.markers) {
+      if (!seen[id]) { map.removeLayer(gw.markers[id]); delete gw.markers[id]; delete gw.rows[id]; }
+    }
+    var dt = performance.now() - t0;
+    gw.applyMs.push(dt); if (gw.applyMs.length > 600) gw.applyMs.shift();
+    gw.applied = (gw.applied || 0) + 1;
+  }
+  // Between payloads positions age: re-style every few seconds so stale ones fade on time.
+  setInterval(function () {
+    var map = gw.getMap(); if (!map || !gw.received) return;
+    var shift = nowS() - gw.received;
+    if (shift < 3) return;
+    for (var id in gw.markers) { var row = gw.rows[id]; if (row) gw.markers[id].setStyle(styleFor(row, shift)); }
+  }, 5000);
+  gw.terminalCount = function () { return Object.keys(gw.markers).length; };
+
+  function fmt(v, pct) {
+    if (v === null || v === undefined) return "—";
+    if (pct) return (Math.round(v * 10) / 10).toLocaleString() + "%";
+    return Number(v).toLocaleString();
+  }
+
+  // ------------------------------------------------------------------ replay
+  function replayIndex(data) {
+    if (data._idx) return data._idx;
+    var per = data.ids.map(function () { return []; });
+    data.p.forEach(function (q) { per[q[1]].push(q); });
+    data._idx = per;
+    return per;
+  }
+  function upper(arr, t) { // number of points with dt <= t
+    var lo = 0, hi = arr.length;
+    while (lo < hi) { var mid = (lo + hi) >> 1; if (arr[mid][0] <= t) lo = mid + 1; else hi = mid; }
+    return lo;
+  }
+  function replayLayer(map) {
+    if (!gw.replay) gw.replay = L.layerGroup().addTo(map);
+    return gw.replay;
+  }
+
+  // ------------------------------------------------------------------ rotation (wall)
+  var level1Bounds = null;
+  function loadLevel1() {
+    if (level1Bounds) return level1Bounds;
+    level1Bounds = fetch("/api/grids.geojson?level=1").then(function (r) { return r.json(); }).then(function (fc) {
+      return fc.features.map(function (f) { return L.geoJSON(f).getBounds(); });
+    });
+    return level1Bounds;
+  }
+
+  // ------------------------------------------------------------------ dash-leaflet functions
+  window.dashExtensions = Object.assign({}, window.dashExtensions, {
+    gridwatch: {
+      level2Style: function (feature, context) {
+        var h = (context && context.hideout) || {};
+        var v = (h.values || {})[feature.properties.code] || 0;
+        var max = h.max || 0, t = max > 0 ? v / max : 0;
+        var pal = PALETTES[h.measure] || PALETTES.officers;
+        var fill = v > 0 ? (t < 0.5 ? pal[1] : pal[2]) : pal[0];
+        return {color: "#3d6f96", weight: 0.7, opacity: 0.75, fillColor: fill,
+                fillOpacity: v > 0 ? 0.22 + 0.43 * t : 0.12};
+      },
+      level1Style: function () {
+        return {color: "#9cc3ff", weight: 2.2, opacity: 0.85, fill: false, dashArray: null};
+      },
+      entityPoint: function (feature, latlng, context) {
+        var map = context && context.map;
+        var opts = {radius: 3, weight: 0, fillOpacity: 0.8, fillColor: RISK_COLOURS[feature.properties.r] || "#6c8fb3"};
+        if (map) { ensurePanes(map); opts.renderer = map._gwEntityRenderer; }
+        return L.circleMarker(latlng, opts);
+      },
+      entityCluster: function (feature, latlng, index, context) {
+        var n = feature.properties.point_count;
+        var size = Math.round(22 + Math.min(26, Math.log10(n + 1) * 8));
+        var label = n >= 10000 ? Math.round(n / 1000) + "k" : n >= 1000 ? (n / 1000).toFixed(1) + "k" : String(n);
+        var icon = L.divIcon({html: "<div><span>" + label + "</span></div>", className: "gw-cluster",
+                              iconSize: L.point(size, size)});
+        return L.marker(latlng, {icon: icon});
+      },
+      alertPoint: function (feature, latlng) {
+        var sev = feature.properties.severity || "warning";
+        var icon = L.divIcon({html: "<div></div>", className: "gw-alert-pin gw-sev-" + sev, iconSize: L.point(22, 22)});
+        return L.marker(latlng, {icon: icon, pane: "gw-alerts", zIndexOffset: 1000});
+      }
+    }
+  });
+
+  // ------------------------------------------------------------------ clientside callbacks
+  var NU = function () { return window.dash_clientside.no_update; };
+  var COUNTERS = ["inspections_today", "inspections_year", "reports_year", "leads_verified", "cases_filed",
+                  "police_transfers", "penalty_decisions", "mediation_rate_pct"];
+
+  window.dash_clientside = Object.assign({}, window.dash_clientside, {
+    gridwatch: {
+      // payload -> markers moved in place; returns [level-2 hideout, online counter, ...counters, updated]
+      applyLive: function (payload, config) {
+        var n = 2 + COUNTERS.length;
+        if (!payload) { var out = []; for (var i = 0; i < n; i++) out.push(NU()); return out; }
+        if (config) { gw.config = config; }
+        gw.received = nowS();
+        var map = gw.getMap();
+        if (map) applyRows(map, payload.t); else gw.pending = payload.t;
+        var c = payload.c || {};
+        var hideout = payload.g ? {measure: payload.m, values: payload.g, max: payload.gmax || 0} : NU();
+        var res = [hideout, fmt(c.online) + " / " + fmt(c.total)];
+        COUNTERS.forEach(function (k) { res.push(fmt(c[k], k === "mediation_rate_pct")); });
+        return res;
+      },
+      replayTick: function (n, value, data, speed, maxv) {
+        if (!data || !data.p || !data.p.length) return NU();
+        var next = (value || 0) + (speed || 10) * 0.25;
+        if (next > maxv) return NU();
+        return next;
+      },
+      replayPlay: function (n, disabled, data) {
+        if (!n || !data || !data.p || !data.p.length) return NU();
+        return !disabled;
+      },
+      replayDraw: function (value, data) {
+        var map = gw.getMap();
+        if (!map) return "";
+        var layer = replayLayer(map);
+        layer.clearLayers();
+        if (!data || !data.p || !data.p.length) return "";
+        var per = replayIndex(data), t = value || 0;
+        per.forEach(function (pts, k) {
+          var m = upper(pts, t);
+          if (m === 0) return;
+          var line = pts.slice(0, m).map(function (q) { return [q[2], q[3]]; });
+          layer.addLayer(L.polyline(line, {color: "#ff9f43", weight: 2.5, opacity: 0.9, pane: "gw-replay", interactive: false}));
+          var last = line[line.length - 1];
+          layer.addLayer(L.circleMarker(last, {radius: 7, color: "#fff", weight: 2, fillColor: "#ff9f43", fillOpacity: 1, pane: "gw-replay"})
+                         .bindTooltip(data.ids[k]));
+        });
+        var when = new Date((data.t0 + t) * 1000);
+        return when.toLocaleString();
+      },
+      rotate: function (n) {
+        var map = gw.getMap();
+        if (!map || !n) return NU();
+        loadLevel1().then(function (bounds) {
+          if (!bounds.length) return;
+          map.flyToBounds(bounds[n % bounds.length], {duration: 1.5, padding: [30, 30]});
+        });
+        return n;
+      }
+    }
+  });
+})();

@@ -1,0 +1,160 @@
+"""Small typed builders shared by the operator page and the wall page.
+
+The map is built once per page load and never returned from a callback: refreshes change
+props of its layers (hideout, data of the small alert layer) and move canvas markers
+client-side, so the operator's zoom and pan are never reset.
+"""
+
+from __future__ import annotations
+
+import dash_leaflet as dl
+from dash import dcc, html
+
+from dashboard.i18n import js_strings, t
+from schemas.settings import Settings
+
+COUNTER_KEYS = (
+    ("inspections_today", False),
+    ("inspections_year", False),
+    ("reports_year", False),
+    ("leads_verified", True),
+    ("cases_filed", True),
+    ("police_transfers", True),
+    ("penalty_decisions", True),
+    ("mediation_rate_pct", True),
+)
+COUNTER_LABEL = {
+    "inspections_today": "counter.inspections_today",
+    "inspections_year": "counter.inspections_year",
+    "reports_year": "counter.reports_year",
+    "leads_verified": "counter.leads_verified",
+    "cases_filed": "counter.cases_filed",
+    "police_transfers": "counter.police_transfers",
+    "penalty_decisions": "counter.penalty_decisions",
+    "mediation_rate_pct": "counter.mediation_rate",
+}
+
+
+def fn(name: str) -> dict:
+    """A reference to a function in assets/gridwatch.js (dash-leaflet resolves it by name)."""
+    return {"variable": f"dashExtensions.gridwatch.{name}"}
+
+
+def client_config(settings: Settings, wall: bool) -> dict:
+    return {
+        "onlineWindow": settings.online_window_s,
+        "staleAfter": min(60, settings.online_window_s),
+        "strings": js_strings(settings.language),
+        "wall": wall,
+    }
+
+
+def live_map(settings: Settings) -> dl.Map:
+    lon0, lat0, lon1, lat1 = settings.city_bbox
+    layers: list = []
+    if settings.tile_url:
+        layers.append(dl.TileLayer(url=settings.tile_url, attribution=settings.tile_attribution, maxZoom=18))
+    layers += [
+        dl.GeoJSON(
+            id="grids2",
+            url="/api/grids.geojson?level=2",
+            style=fn("level2Style"),
+            hideout={"measure": "officers", "values": {}, "max": 0},
+            hoverStyle={"weight": 2.5, "color": "#ffffff", "opacity": 1},
+            zoomToBounds=False,
+        ),
+        dl.GeoJSON(id="grids1", url="/api/grids.geojson?level=1", style=fn("level1Style"), interactive=False, zoomToBounds=False),
+        dl.GeoJSON(
+            id="entities",
+            url="/api/entities.geojson",
+            cluster=True,
+            zoomToBounds=False,
+            zoomToBoundsOnClick=True,
+            superClusterOptions={"radius": 70, "maxZoom": 16},
+            pointToLayer=fn("entityPoint"),
+            clusterToLayer=fn("entityCluster"),
+        ),
+        dl.GeoJSON(id="alert-pins", data={"type": "FeatureCollection", "features": []}, pointToLayer=fn("alertPoint"), zoomToBounds=False),
+        dl.Polyline(id="track-line", positions=[], pathOptions={"color": "#ffc857", "weight": 3, "opacity": 0.9, "dashArray": "6 4"}),
+        dl.ScaleControl(position="bottomright", imperial=False),
+    ]
+    return dl.Map(
+        id="gw-map",
+        children=layers,
+        bounds=[[lat0, lon0], [lat1, lon1]],
+        zoomSnap=0.25,
+        minZoom=7,
+        maxZoom=18,
+        attributionControl=bool(settings.tile_url),
+        style={"width": "100%", "height": "100%"},
+    )
+
+
+def legend(settings: Settings) -> html.Div:
+    lang = settings.language
+    items = [
+        ("#ffc857", "role.level1_supervisor"),
+        ("#35d0ff", "role.level2_supervisor"),
+        ("#b794f6", "role.co_manager"),
+        ("#5ee69a", "role.informant"),
+    ]
+    rows = [html.Div([html.Span(className="gw-dot", style={"background": c}), t(k, lang)]) for c, k in items]
+    rows.append(html.Div([html.Span(className="gw-ring"), t("status.offline", lang)]))
+    return html.Div(rows, className="gw-legend")
+
+
+def counters(settings: Settings) -> html.Div:
+    lang = settings.language
+    boxes = [
+        html.Div(
+            [html.Div("—", id="ctr-online", className="v"), html.Div(t("counter.online", lang), className="k")],
+            className="gw-counter gw-big",
+        )
+    ]
+    for key, pending in COUNTER_KEYS:
+        boxes.append(
+            html.Div(
+                [html.Div("—", id=f"ctr-{key}", className="v"), html.Div(t(COUNTER_LABEL[key], lang), className="k")],
+                className="gw-counter" + (" gw-pending" if pending else ""),
+                title=t("counter.pending", lang) if pending else None,
+            )
+        )
+    return html.Div(boxes, className="gw-counters")
+
+
+def charts(settings: Settings, controls: bool) -> html.Div:
+    lang = settings.language
+    graph_cfg = {"displayModeBar": False, "responsive": True}
+    children = [
+        html.Div(dcc.Graph(id="chart-activity", config=graph_cfg, style={"height": "100%"}), className="gw-chart"),
+        html.Div(dcc.Graph(id="chart-grids", config=graph_cfg, style={"height": "100%"}), className="gw-chart"),
+        html.Div(dcc.Graph(id="chart-categories", config=graph_cfg, style={"height": "100%"}), className="gw-chart"),
+        html.Div(
+            dcc.RadioItems(
+                id="chart-range",
+                options=[{"label": t(f"charts.{r}", lang), "value": r} for r in ("24h", "7d", "30d")],
+                value="24h",
+                inline=True,
+                className="gw-radio",
+            ),
+            className="gw-range",
+            style={} if controls else {"display": "none"},
+        ),
+    ]
+    return html.Div(children, className="gw-charts")
+
+
+def stores(settings: Settings, wall: bool) -> list:
+    """The non-visual pieces both pages share: intervals and stores."""
+    return [
+        dcc.Interval(id="live-tick", interval=settings.wall_refresh_ms),
+        dcc.Interval(id="slow-tick", interval=3000),
+        dcc.Interval(id="chart-tick", interval=60_000),
+        dcc.Interval(id="rotate-tick", interval=max(1, settings.wall_rotate_s) * 1000, disabled=not (wall and settings.wall_rotate_s > 0)),
+        dcc.Store(id="live-data"),
+        dcc.Store(id="live-state", data={}),
+        dcc.Store(id="alert-state", data={}),
+        dcc.Store(id="term-sel"),
+        dcc.Store(id="rotate-out"),
+        dcc.Store(id="gw-config", data=client_config(settings, wall)),
+    ]

@@ -1,0 +1,1 @@
+"""The two pages: operator mode (``/``) and wall mode (``/wall``)."""

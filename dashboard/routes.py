@@ -1,0 +1,120 @@
+"""Flask routes beside the Dash app: the map layers (served once, gzip + ETag + Cache-Control)
+and the duty officer's sign-in.
+
+The layers are built from the registry once per grid version and kept gzipped in Redis
+(shared by every worker); the ETag is the grid version, so a browser revalidates cheaply
+and a re-import invalidates everything at once.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+
+import flask
+import orjson
+
+from dashboard import queries
+from dashboard.actions import check_officer
+from dashboard.deps import Deps
+
+log = logging.getLogger("gridwatch.dashboard")
+BLOB_TTL_S = 3600
+CACHE_CONTROL = "public, max-age=60, must-revalidate"
+
+
+def current_grid_version(deps: Deps) -> str:
+    def compute() -> str:
+        with deps.pool.connection() as conn:
+            return queries.grid_version(conn)
+
+    return deps.cached("grid_version", 5, compute)
+
+
+def _blob(deps: Deps, name: str, build) -> bytes:
+    """gzip bytes of ``build()`` cached in Redis under ``name`` (which includes the grid version)."""
+    key = deps.cache_key(f"blob:{name}")
+    raw = deps.redis.get(key)
+    if raw is None:
+        body = build()
+        raw = gzip.compress(body if isinstance(body, bytes) else body.encode(), compresslevel=6)
+        deps.redis.set(key, raw, ex=BLOB_TTL_S)
+    return raw
+
+
+def _serve(deps: Deps, kind: str, build) -> flask.Response:
+    version = current_grid_version(deps)
+    etag = f"{kind}-{version}-{deps.settings.language}"
+    if flask.request.if_none_match.contains(etag):
+        resp = flask.Response(status=304)
+    else:
+        gz = _blob(deps, f"{kind}:{version}:{deps.settings.language}", build)
+        if "gzip" in (flask.request.headers.get("Accept-Encoding") or ""):
+            resp = flask.Response(gz, mimetype="application/geo+json")
+            resp.headers["Content-Encoding"] = "gzip"
+        else:
+            resp = flask.Response(gzip.decompress(gz), mimetype="application/geo+json")
+    resp.set_etag(etag)
+    resp.headers["Cache-Control"] = CACHE_CONTROL
+    resp.headers["Vary"] = "Accept-Encoding"
+    return resp
+
+
+def register(server: flask.Flask, deps: Deps) -> None:
+    @server.get("/api/grids.geojson")
+    def grids_geojson():
+        level = flask.request.args.get("level", "2")
+        if level not in ("1", "2"):
+            flask.abort(400)
+
+        def build() -> bytes:
+            with deps.pool.connection() as conn:
+                return orjson.dumps(queries.grids_geojson(conn, int(level), deps.settings.language))
+
+        return _serve(deps, f"grids{level}", build)
+
+    @server.get("/api/entities.geojson")
+    def entities_geojson():
+        def build() -> str:
+            with deps.pool.connection() as conn:
+                return queries.entities_geojson_text(conn)
+
+        return _serve(deps, "entities", build)
+
+    @server.post("/auth/login")
+    def login():
+        user = (flask.request.form.get("user") or "").strip()
+        password = flask.request.form.get("password") or ""
+        back = "/" if not flask.request.referrer else flask.request.referrer
+        if check_officer(deps.settings.duty_officers, user, password):
+            flask.session.clear()
+            flask.session["duty_officer"] = user
+            log.info("duty officer %s signed in", user)
+            return flask.redirect(_same_site(back))
+        return flask.redirect(_same_site(back).split("?")[0] + "?signin=failed")
+
+    @server.post("/auth/logout")
+    def logout():
+        who = flask.session.pop("duty_officer", None)
+        if who:
+            log.info("duty officer %s signed out", who)
+        return flask.redirect("/")
+
+    @server.get("/healthz")
+    def healthz():
+        return {"ok": True}
+
+
+def _same_site(url: str) -> str:
+    """Only redirect to a path on this site."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+def signed_in_officer() -> str | None:
+    try:
+        return flask.session.get("duty_officer")
+    except RuntimeError:  # outside a request
+        return None

@@ -1,0 +1,106 @@
+"""Callbacks and routes through Flask's test client: the same HTTP path the browser uses."""
+
+import gzip
+import json
+
+import psycopg
+import pytest
+
+from dashboard.app import create_app
+
+
+@pytest.fixture(scope="module")
+def app(settings, known_live):
+    return create_app(settings)
+
+
+def _call(client, app, output_key: str, inputs: list, state: list, changed: list):
+    key = next(k for k in app.callback_map if output_key in k)
+    cb = app.callback_map[key]
+    outputs = [{"id": o.split(".")[0], "property": o.split(".")[1]} for o in key.strip(".").split("...")] if key.startswith("..") else [
+        {"id": key.split(".")[0], "property": key.split(".")[1]}]
+    body = {"output": key, "outputs": outputs if key.startswith("..") else outputs[0], "inputs": inputs, "state": state, "changedPropIds": changed}
+    return client.post("/_dash-update-component", data=json.dumps(body), content_type="application/json"), cb
+
+
+def test_refresh_callback_then_no_update(app, known_live):
+    client = app.server.test_client()
+    inputs = [{"id": "live-tick", "property": "n_intervals", "value": 1}, {"id": "measure", "property": "value", "value": "officers"}]
+    resp, _ = _call(client, app, "live-data.data", inputs, [{"id": "live-state", "property": "data", "value": {}}], ["live-tick.n_intervals"])
+    assert resp.status_code == 200, resp.data[:500]
+    out = resp.get_json()["response"]
+    data, state = out["live-data"]["data"], out["live-state"]["data"]
+    assert {r[0] for r in data["t"]} == {"T1", "T2", "T3"} and data["c"]["online"] == 2
+    # Same version, asked again within the re-send period: no update (HTTP 204).
+    resp2, _ = _call(client, app, "live-data.data", inputs, [{"id": "live-state", "property": "data", "value": state}], ["live-tick.n_intervals"])
+    assert resp2.status_code == 204
+
+
+def _alerts_call(client, app, acks, state=None):
+    inputs = [
+        {"id": "slow-tick", "property": "n_intervals", "value": 1},
+        [{"id": {"type": "alert-ack", "id": i}, "property": "n_clicks", "value": v} for i, v in acks],
+        [],
+    ]
+    changed = [json.dumps({"id": acks[0][0], "type": "alert-ack"}, separators=(",", ":")) + ".n_clicks"] if any(v for _, v in acks) else ["slow-tick.n_intervals"]
+    st = [{"id": "alert-state", "property": "data", "value": state or {}}, {"id": "gw-config", "property": "data", "value": {"wall": False}}]
+    return _call(client, app, "alert-feed.children", inputs, st, changed)[0]
+
+
+def test_alert_feed_and_acknowledge_needs_sign_in(app, known_db):
+    client = app.server.test_client()
+    with psycopg.connect(known_db) as c:
+        aid = c.execute("SELECT id FROM alert WHERE title = '终端离线 T3'").fetchone()[0]
+    resp = _alerts_call(client, app, [(aid, 0)])
+    out = resp.get_json()["response"]
+    text = json.dumps(out["alert-feed"]["children"], ensure_ascii=False)
+    assert text.index("SOS 王芳") < text.index("终端离线 T3")  # newest first
+    assert "critical" in text
+    assert len(out["alert-pins"]["data"]["features"]) == 2
+    # Not signed in: refused, nothing written.
+    out = _alerts_call(client, app, [(aid, 1)]).get_json()["response"]
+    assert out["alert-msg"]["children"] == "请先以值班员身份登录"
+    # Wrong password, then the right one (Flask session signed with web_secret).
+    assert "signin=failed" in client.post("/auth/login", data={"user": "duty", "password": "x"}).headers["Location"]
+    client.post("/auth/login", data={"user": "duty", "password": "secret"})
+    out = _alerts_call(client, app, [(aid, 1)]).get_json()["response"]
+    assert out["alert-msg"]["children"] == "已记录"
+    with psycopg.connect(known_db) as c:
+        assert c.execute("SELECT state, acknowledged_by FROM alert WHERE id = %s", (aid,)).fetchone() == ("acknowledged", "duty")
+        assert c.execute("SELECT actor, action FROM alert_action WHERE alert_id = %s", (aid,)).fetchall() == [("duty", "acknowledge")]
+
+
+def test_geojson_routes_gzip_and_etag(app):
+    client = app.server.test_client()
+    r = client.get("/api/grids.geojson?level=2", headers={"Accept-Encoding": "gzip"})
+    assert r.status_code == 200 and r.headers["Content-Encoding"] == "gzip"
+    assert "max-age" in r.headers["Cache-Control"] and "v-test-1" in r.headers["ETag"]
+    fc = json.loads(gzip.decompress(r.data))
+    assert {f["properties"]["code"] for f in fc["features"]} == {"360602001001", "360602001002", "360602002001"}
+    assert fc["features"][0]["properties"]["tooltip"] == "江边村"
+    r304 = client.get("/api/grids.geojson?level=2", headers={"If-None-Match": r.headers["ETag"]})
+    assert r304.status_code == 304 and not r304.data
+    ents = json.loads(client.get("/api/entities.geojson").data)
+    assert len(ents["features"]) == 2 and ents["features"][0]["properties"]["r"] in "AC"
+    assert len(json.loads(client.get("/api/grids.geojson?level=1").data)["features"]) == 2
+
+
+def test_pages_render_and_no_cdn(app):
+    client = app.server.test_client()
+    html = client.get("/").data.decode()
+    assert "unpkg" not in html and "cdn" not in html.lower()
+    assert "gridwatch.js" in html
+    assert client.get("/wall").status_code == 200
+
+
+def test_details_callbacks(app, settings, known_live):
+    from dashboard.callbacks import grid_details, terminal_details
+    from dashboard.deps import Deps
+
+    deps = Deps(settings)
+    g = json.dumps([c.to_plotly_json() if hasattr(c, "to_plotly_json") else c for c in grid_details(deps, "360602001001", now=known_live)], default=lambda o: o.to_plotly_json(), ensure_ascii=False)
+    assert "张建国" in g and "李明" in g and "赵协" in g and "检查完成 4" in g
+    body, track = terminal_details(deps, "T1", now=known_live)
+    s = json.dumps(body, default=lambda o: o.to_plotly_json(), ensure_ascii=False)
+    assert "李明" in s and "江边村" in s and "90%" in s and "检查开始 I9" in s
+    assert len(track) == 30 and track[0] == [28.2 + 10 * 0.0001, 117.0 + 10 * 0.0001]
