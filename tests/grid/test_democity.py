@@ -12,7 +12,7 @@ from grid.democity import DemoConfig, counts, generate, write
 from grid.locate import GridLocator
 from grid.model import Role
 
-from .conftest import SMALL_ENTITIES
+SMALL_ENTITIES = 3000  # as tests/grid/conftest.py builds small_city
 
 
 def test_counts_as_configured(small_city):
