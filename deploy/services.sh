@@ -332,7 +332,7 @@ gw_setup() {
     ensure_chromium
     print_summary
     log "env: GRIDWATCH_PG_DSN=postgresql://postgres@127.0.0.1:$GW_PG_PORT/$GW_PG_DB" \
-        "GRIDWATCH_REDIS_URL=redis://127.0.0.1:$GW_REDIS_PORT/0 GRIDWATCH_MQTT_PORT=$GW_MQTT_PORT (the defaults)"
+        "GRIDWATCH_REDIS_URL=redis://127.0.0.1:$GW_REDIS_PORT/0 GRIDWATCH_MQTT_PORT=$GW_MQTT_PORT"
 }
 
 # services_up: the ports the project uses all answer, and the venv matches requirements.txt.
