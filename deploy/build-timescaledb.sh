@@ -56,7 +56,7 @@ fetch_source() {
     # apt's _apt sandbox user cannot write into a root-owned dir: allow the unsandboxed download.
     (cd "$WORK" && apt-get "${apt_opts[@]}" -o APT::Sandbox::User=root source --download-only timescaledb >/dev/null)
     local dsc
-    dsc=$(ls "$WORK"/timescaledb_*.dsc | sort -V | tail -n1)
+    dsc=$(printf '%s\n' "$WORK"/timescaledb_*.dsc | sort -V | tail -n1)
     log "unpacking $(basename "$dsc")"
     # --no-check: apt already verified the files against the signed Release/Sources hashes.
     (cd "$WORK" && dpkg-source --no-check -x "$dsc" src >/dev/null)

@@ -378,7 +378,11 @@ gw_stop() {
         rm -f "$GW_VAR/run/postgres.pid"
     fi
     stop_pidfile redis "$GW_VAR/run/redis.pid" redis-server
-    ((${#GW_SUMMARY[@]})) && print_summary || log "nothing was running from this checkout"
+    if ((${#GW_SUMMARY[@]})); then
+        print_summary
+    else
+        log "nothing was running from this checkout"
+    fi
 }
 
 gw_status() {
