@@ -19,6 +19,11 @@ GW_REDIS_PORT=6379
 GW_MQTT_PORT=${GW_MQTT_PORT:-1884}
 GW_TSDB_CONTROL=/usr/share/postgresql/${GW_PG_VERSION}/extension/timescaledb.control
 
+# Alternate ports (e.g. GW_PG_PORT=5533 GW_MQTT_PORT=1984 for a second, isolated stack) flow into
+# the Python processes' settings, unless those are set explicitly.
+[[ $GW_PG_PORT == 5433 ]] || export GRIDWATCH_PG_DSN=${GRIDWATCH_PG_DSN:-postgresql://postgres@127.0.0.1:$GW_PG_PORT/$GW_PG_DB}
+[[ $GW_MQTT_PORT == 1884 ]] || export GRIDWATCH_MQTT_PORT=${GRIDWATCH_MQTT_PORT:-$GW_MQTT_PORT}
+
 GW_SUMMARY=()   # one line per service: what setup found or did
 
 # ---------------------------------------------------------------- logging ---
