@@ -94,15 +94,15 @@ def _alert_from(d: dict) -> queries.AlertRow:
 
 # ---------------------------------------------------------------- charts
 def _layout(title: str, **kw) -> dict:
-    return dict(
+    base = dict(
         title={"text": title, "font": {"size": 14, "color": "#35d0ff"}, "x": 0.02, "y": 0.96},
         template="plotly_dark",
         paper_bgcolor="#0c1826",
         plot_bgcolor="#0c1826",
         font={"family": FONT, "color": "#dfe9f5", "size": 11},
         margin={"l": 40, "r": 12, "t": 34, "b": 28},
-        **kw,
     )
+    return base | kw
 
 
 def _empty(fig: go.Figure, lang: str) -> go.Figure:

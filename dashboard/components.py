@@ -30,7 +30,7 @@ COUNTER_LABEL = {
     "leads_verified": "counter.leads_verified",
     "cases_filed": "counter.cases_filed",
     "police_transfers": "counter.police_transfers",
-    "penalty_decisions": "counter.penalty_decisions",
+    "penalty_decisions": "counter.penalties",
     "mediation_rate_pct": "counter.mediation_rate",
 }
 
@@ -70,7 +70,7 @@ def live_map(settings: Settings) -> dl.Map:
             cluster=True,
             zoomToBounds=False,
             zoomToBoundsOnClick=True,
-            superClusterOptions={"radius": 70, "maxZoom": 16},
+            superClusterOptions={"radius": 110, "maxZoom": 16},
             pointToLayer=fn("entityPoint"),
             clusterToLayer=fn("entityCluster"),
         ),
@@ -86,6 +86,7 @@ def live_map(settings: Settings) -> dl.Map:
         minZoom=7,
         maxZoom=18,
         attributionControl=bool(settings.tile_url),
+        trackViewport=False,  # we never read the view back; the view is the operator's
         style={"width": "100%", "height": "100%"},
     )
 

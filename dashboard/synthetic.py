@@ -92,7 +92,8 @@ def build_city(
         city.person_grid.append((person("informant"), g["code"], "informant"))
     # Terminals: every supervisor and officer, then co-managers until n_terminals.
     holders = [p["person_id"] for p in city.persons if p["role"] in ("level1_supervisor", "level2_supervisor")]
-    holders += [p["person_id"] for p in city.persons if p["role"] == "co_manager"]
+    others = [p["person_id"] for p in city.persons if p["role"] in ("co_manager", "informant")]
+    holders += rnd.sample(others, min(len(others), max(0, n_terminals - len(holders))))
     for n, p in enumerate(holders[:n_terminals]):
         city.terminals.append({"terminal_id": f"T{n + 1:05d}", "person_id": p})
     # The home grid of each terminal: the first grid its person has.

@@ -35,6 +35,11 @@
     panes.forEach(function (p) {
       if (!map.getPane(p[0])) { var el = map.createPane(p[0]); el.style.zIndex = p[1]; }
     });
+    // The terminals' canvas covers the whole map: let pointer events through to the grid
+    // polygons below, and hit-test terminals ourselves (capture phase, see hitTest).
+    map.getPane("gw-terminals").style.pointerEvents = "none";
+    map.getPane("gw-replay").style.pointerEvents = "none";
+    if (!map._gwHit) { map._gwHit = true; installHitTest(map); }
     if (!map._gwTermRenderer) { map._gwTermRenderer = L.canvas({pane: "gw-terminals", padding: 0.3}); }
     if (!map._gwEntityRenderer) { map._gwEntityRenderer = L.canvas({padding: 0.3}); }
   }
@@ -43,6 +48,12 @@
     gw.maps[id] = map;
     gw.map = map;
     ensurePanes(map);
+    map.whenReady(function () { gw.zoom = map.getZoom(); });
+    map.on("zoomend", function () {
+      gw.zoom = map.getZoom();
+      var shift = gw.received ? nowS() - gw.received : 0;
+      for (var tid in gw.markers) { var row = gw.rows[tid]; if (row) gw.markers[tid].setStyle(styleFor(row, shift)); }
+    });
     if (gw.pending) { var p = gw.pending; gw.pending = null; applyRows(map, p); }
   }
   function hook() {
@@ -79,18 +90,24 @@
   hook();
 
   // ------------------------------------------------------------------ terminals
+  // Marker size follows the zoom: a city-wide view of 1,000 officers stays readable.
+  function sizes() {
+    var z = gw.zoom || 10;
+    return z <= 10 ? {r: 3.2, head: false} : z <= 12 ? {r: 4.5, head: true} : {r: 6.5, head: true};
+  }
   function styleFor(row, shift) {
-    var fixAge = row[3] + shift, seenAge = row[4] + shift;
+    var fixAge = row[3] + shift, seenAge = row[4] + shift, sz = sizes();
     var offline = row[7] === 1 || seenAge > gw.config.onlineWindow;
     var colour = ROLE_COLOURS[row[5]] || ROLE_COLOURS["?"];
     if (offline) {
-      return {radius: 5, color: "#8a94a3", weight: 1.5, opacity: 0.85, fillColor: "#8a94a3", fillOpacity: 0.0, heading: -1};
+      return {radius: sz.r, color: "#8a94a3", weight: 1.5, opacity: 0.85, fillColor: "#8a94a3", fillOpacity: 0.0, heading: -1};
     }
     var op = 1;
     if (fixAge > gw.config.staleAfter) {
       op = Math.max(0.3, 1 - (fixAge - gw.config.staleAfter) / Math.max(1, gw.config.onlineWindow));
     }
-    return {radius: 6, color: "#06101a", weight: 1.2, opacity: op, fillColor: colour, fillOpacity: op, heading: row[6]};
+    return {radius: sz.r, color: "#06101a", weight: sz.r > 4 ? 1.2 : 0.6, opacity: op, fillColor: colour, fillOpacity: op,
+            heading: sz.head ? row[6] : -1};
   }
   function statusWord(row, shift) {
     var fixAge = row[3] + shift, seenAge = row[4] + shift;
@@ -116,16 +133,8 @@
       m = gw.markers[id];
       var st = styleFor(row, 0);
       if (!m) {
-        st.renderer = map._gwTermRenderer; st.pane = "gw-terminals"; st.bubblingMouseEvents = false;
+        st.renderer = map._gwTermRenderer; st.pane = "gw-terminals"; st.interactive = false;
         m = new gw.TerminalMarker([row[1], row[2]], st);
-        m.bindTooltip(tooltipFor(id), {direction: "top", offset: [0, -6]});
-        m.on("click", (function (tid) {
-          return function () {
-            if (window.dash_clientside && window.dash_clientside.set_props) {
-              window.dash_clientside.set_props("term-sel", {data: {id: tid, n: Date.now()}});
-            }
-          };
-        })(id));
         m.addTo(map);
         gw.markers[id] = m;
       } else {
@@ -148,6 +157,37 @@
     if (shift < 3) return;
     for (var id in gw.markers) { var row = gw.rows[id]; if (row) gw.markers[id].setStyle(styleFor(row, shift)); }
   }, 5000);
+  // Nearest terminal within a few pixels of a container point, or null.
+  function nearest(map, pt) {
+    var best = null, bestD = 81, id;  // 9 px
+    for (id in gw.markers) {
+      var p = map.latLngToContainerPoint(gw.markers[id].getLatLng());
+      var dx = p.x - pt.x, dy = p.y - pt.y, d = dx * dx + dy * dy;
+      if (d < bestD) { bestD = d; best = id; }
+    }
+    return best;
+  }
+  function installHitTest(map) {
+    var el = map.getContainer(), tip = null, last = 0;
+    function point(ev) { var r = el.getBoundingClientRect(); return L.point(ev.clientX - r.left, ev.clientY - r.top); }
+    el.addEventListener("click", function (ev) {
+      var id = nearest(map, point(ev));
+      if (!id) return;
+      ev.stopPropagation(); ev.preventDefault();  // a terminal, not the grid below it
+      if (window.dash_clientside && window.dash_clientside.set_props) {
+        window.dash_clientside.set_props("term-sel", {data: {id: id, n: Date.now()}});
+      }
+    }, true);
+    el.addEventListener("mousemove", function (ev) {
+      var now = performance.now(); if (now - last < 60) return; last = now;
+      var id = nearest(map, point(ev));
+      if (!id) { if (tip) { map.closeTooltip(tip); tip = null; } el.style.cursor = ""; return; }
+      el.style.cursor = "pointer";
+      if (!tip) tip = L.tooltip({direction: "top", offset: [0, -8]});
+      tip.setLatLng(gw.markers[id].getLatLng()).setContent(tooltipFor(id)());
+      if (!map.hasLayer(tip)) map.openTooltip(tip);
+    }, true);
+  }
   gw.terminalCount = function () { return Object.keys(gw.markers).length; };
 
   function fmt(v, pct) {

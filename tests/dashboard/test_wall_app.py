@@ -104,3 +104,16 @@ def test_details_callbacks(app, settings, known_live):
     s = json.dumps(body, default=lambda o: o.to_plotly_json(), ensure_ascii=False)
     assert "李明" in s and "江边村" in s and "90%" in s and "检查开始 I9" in s
     assert len(track) == 30 and track[0] == [28.2 + 10 * 0.0001, 117.0 + 10 * 0.0001]
+
+
+@pytest.mark.parametrize("language", ["zh-CN", "en"])
+@pytest.mark.parametrize("wall", [False, True])
+def test_layouts_build_in_both_languages(settings, language, wall):
+    from dashboard.pages.layout import page
+
+    s = settings.model_copy(update={"language": language})
+    with create_app(s).server.test_request_context("/"):
+        tree = page(s, wall=wall)
+    text = json.dumps(tree.to_plotly_json(), default=lambda o: o.to_plotly_json(), ensure_ascii=False)
+    assert ("鹰潭" in text) == (language == "zh-CN")
+    assert '"gw-map"' in text and '"ctr-online"' in text

@@ -1,0 +1,190 @@
+"""Run the wall against a synthetic city: used by the browser test and bench/wall.py, and
+handy for a look (``python -m dashboard.devserver --port 8050``; Ctrl-C drops everything).
+
+It creates a scratch database on the configured cluster (migrated by db.migrate), writes the
+synthetic registry and a day of events, keeps 1,000 terminals moving in Redis under a
+unique key prefix, and serves the app with gunicorn (gthread) on a free port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import psycopg
+import redis
+
+from dashboard import synthetic
+from schemas.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDWATCH_")}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, (tuple, list)):
+            value = "[" + ",".join(str(v) for v in value) + "]"
+        env[f"GRIDWATCH_{name.upper()}"] = str(value)
+    return env
+
+
+class SyntheticWall:
+    """Scratch DB + live fleet + gunicorn. Use as a context manager."""
+
+    def __init__(self, base: Settings, *, terminals: int = 1000, entities: int = 70_000, port: int | None = None,
+                 workers: int = 2, language: str | None = None, move: bool = True, log_path: Path | None = None,
+                 extra: dict | None = None):
+        self.base = base
+        self.n_terminals, self.n_entities = terminals, entities
+        self.port = port or free_port()
+        self.workers = workers
+        self.move = move
+        self.dbname = f"gw_wall_{uuid.uuid4().hex[:8]}"
+        self.prefix = f"gwwall:{uuid.uuid4().hex[:8]}:"
+        self.dsn = psycopg.conninfo.make_conninfo(base.pg_dsn, dbname=self.dbname)
+        self.settings = Settings(**{**base.model_dump(), "pg_dsn": self.dsn, "redis_prefix": self.prefix,
+                                    **({"language": language} if language else {}), **(extra or {})})
+        self.log_path = log_path or Path(f"/tmp/{self.dbname}.log")
+        self.proc: subprocess.Popen | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.steps = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def setup_data(self) -> None:
+        from db.migrate import ensure_database, migrate
+
+        ensure_database(self.dsn)
+        migrate(self.dsn, self.base.retention_days)
+        self.city = synthetic.build_city(n_terminals=self.n_terminals, n_entities=self.n_entities)
+        with psycopg.connect(self.dsn, autocommit=True) as c:
+            synthetic.write_registry(c, self.city)
+            synthetic.write_history(c, self.city)
+            c.execute(
+                "INSERT INTO alert (kind, severity, terminal_id, grid2_code, lat, lon, title, opened_at) VALUES"
+                " ('sos', 'critical', %s, %s, %s, %s, %s, now() - interval '2 minutes'),"
+                " ('offline', 'warning', %s, %s, %s, %s, %s, now() - interval '9 minutes')",
+                (self.city.terminals[3]["terminal_id"], self.city.level2[20]["code"], self.city.level2[20]["lat"], self.city.level2[20]["lon"],
+                 "紧急求助：" + self.city.terminals[3]["terminal_id"] if self.settings.language == "zh-CN" else "SOS " + self.city.terminals[3]["terminal_id"],
+                 self.city.terminals[-1]["terminal_id"], self.city.level2[300]["code"], self.city.level2[300]["lat"], self.city.level2[300]["lon"],
+                 ("终端离线超过10分钟：" if self.settings.language == "zh-CN" else "Offline > 10 min: ") + self.city.terminals[-1]["terminal_id"]),
+            )
+        self.redis = redis.Redis.from_url(self.settings.redis_url)
+        self.fleet = synthetic.LiveFleet(self.city, self.redis, self.prefix, self.settings.timezone)
+        self.fleet.step()
+        import random
+
+        rnd = random.Random(5)
+        counts = {}
+        for g in self.city.level2:
+            if rnd.random() < 0.6:
+                counts[(g["code"], "inspection.completed")] = rnd.randint(1, 9)
+            if rnd.random() < 0.25:
+                counts[(g["code"], "report")] = rnd.randint(1, 3)
+        self.fleet.counts(counts)
+
+    def _mover(self) -> None:
+        while not self._stop.wait(1.0):
+            self.fleet.step()
+            self.steps += 1
+
+    def start(self) -> "SyntheticWall":
+        self.setup_data()
+        env = settings_env(self.settings)
+        env["GRIDWATCH_WEB_BIND"] = f"127.0.0.1:{self.port}"
+        env["GRIDWATCH_WEB_WORKERS"] = str(self.workers)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "gunicorn"), "-c", str(ROOT / "dashboard" / "gunicorn_conf.py"), "dashboard.app:server"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited ({self.proc.returncode}); see {self.log_path}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError(f"wall did not answer on {self.url}; see {self.log_path}")
+        if self.move:
+            self._thread = threading.Thread(target=self._mover, daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=3)
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        try:
+            self.fleet.clear()
+        except Exception:
+            pass
+        admin = psycopg.conninfo.make_conninfo(self.base.pg_dsn, dbname="postgres")
+        with psycopg.connect(admin, autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{self.dbname}" WITH (FORCE)')
+
+    def __enter__(self) -> "SyntheticWall":
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--port", type=int, default=8050)
+    ap.add_argument("--terminals", type=int, default=1000)
+    ap.add_argument("--entities", type=int, default=70_000)
+    ap.add_argument("--language", choices=["zh-CN", "en"], default=None)
+    args = ap.parse_args()
+
+    def _term(*_):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _term)
+    with SyntheticWall(Settings(), terminals=args.terminals, entities=args.entities, port=args.port, language=args.language) as w:
+        print(f"wall on {w.url} (operator) and {w.url}/wall; log {w.log_path}; Ctrl-C to stop", flush=True)
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
