@@ -344,9 +344,10 @@ def register(app: Dash, deps: Deps) -> None:
     )
 
     app.clientside_callback(
-        "function(n){ return new Date().toLocaleString(%r, {hour12: false}); }" % ("zh-CN" if lang == "zh-CN" else "en-GB"),
+        ClientsideFunction("gridwatch", "clock"),
         Output("gw-clock", "children"),
         Input("live-tick", "n_intervals"),
+        State("gw-config", "data"),
     )
 
     @app.callback(
@@ -426,7 +427,7 @@ def register(app: Dash, deps: Deps) -> None:
         data = load_replay(deps, target.strip(), start, int(minutes or 30))
         if not data["p"]:
             return data, int(minutes or 30) * 60, 0, t("replay.empty", lang), True
-        return data, int(minutes or 30) * 60, 0, t("replay.loaded", lang).format(n=len(data["p"]), k=len(data["ids"])), False
+        return data, int(minutes or 30) * 60, 0, t("replay.loaded", lang).format(n=len(data["p"]), k=len(data["ids"])), True
 
     app.clientside_callback(
         ClientsideFunction("gridwatch", "replayPlay"),
@@ -451,6 +452,7 @@ def register(app: Dash, deps: Deps) -> None:
         Output("replay-label", "children"),
         Input("replay-slider", "value"),
         Input("replay-data", "data"),
+        State("gw-config", "data"),
     )
     app.clientside_callback(
         ClientsideFunction("gridwatch", "rotate"),

@@ -46,6 +46,8 @@ def client_config(settings: Settings, wall: bool) -> dict:
         "staleAfter": min(60, settings.online_window_s),
         "strings": js_strings(settings.language),
         "wall": wall,
+        "tz": settings.timezone,
+        "locale": "zh-CN" if settings.language == "zh-CN" else "en-GB",
     }
 
 

@@ -81,6 +81,7 @@ class SyntheticWall:
         with psycopg.connect(self.dsn, autocommit=True) as c:
             synthetic.write_registry(c, self.city)
             synthetic.write_history(c, self.city)
+            synthetic.write_tracks(c, self.city)
             c.execute(
                 "INSERT INTO alert (kind, severity, terminal_id, grid2_code, lat, lon, title, opened_at) VALUES"
                 " ('sos', 'critical', %s, %s, %s, %s, %s, now() - interval '2 minutes'),"

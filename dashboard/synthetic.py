@@ -202,6 +202,26 @@ def write_history(conn: psycopg.Connection, city: City, hours: int = 24, events_
     return len(rows)
 
 
+def write_tracks(conn: psycopg.Connection, city: City, terminals: int = 5, minutes: int = 60, now: datetime | None = None) -> int:
+    """One fix a minute over the last ``minutes`` for the first ``terminals`` terminals (gps_fix)."""
+    now = now or datetime.now(timezone.utc)
+    rows = []
+    for tm in city.terminals[:terminals]:
+        lat, lon = tm["lat"], tm["lon"]
+        for i in range(minutes):
+            ts = now - timedelta(minutes=minutes - i)
+            lat += 0.0004 * math.sin(i / 7)
+            lon += 0.0005 * math.cos(i / 9)
+            g2, g1 = locate(city, lat, lon)
+            rows.append((ts, tm["terminal_id"], i, lat, lon, 80.0, g2, g1, ts))
+    with conn.transaction():
+        with conn.cursor() as cur:
+            with cur.copy("COPY gps_fix (ts, terminal_id, seq, lat, lon, battery_pct, grid2_code, grid1_code, received_at) FROM STDIN") as cp:
+                for r in rows:
+                    cp.write_row(r)
+    return len(rows)
+
+
 class LiveFleet:
     """Live terminal state in Redis, in the shape ingest writes (docs/architecture.md)."""
 

@@ -190,6 +190,12 @@
   }
   gw.terminalCount = function () { return Object.keys(gw.markers).length; };
 
+  // Times in the bureau's zone and language, whatever the browser's own settings.
+  function localTime(d, config) {
+    try {
+      return d.toLocaleString(config.locale || "zh-CN", {timeZone: config.tz || "Asia/Shanghai", hour12: false});
+    } catch (e) { return d.toLocaleString(); }
+  }
   function fmt(v, pct) {
     if (v === null || v === undefined) return "—";
     if (pct) return (Math.round(v * 10) / 10).toLocaleString() + "%";
@@ -292,7 +298,10 @@
         if (!n || !data || !data.p || !data.p.length) return NU();
         return !disabled;
       },
-      replayDraw: function (value, data) {
+      clock: function (n, config) {
+        return localTime(new Date(), config || gw.config);
+      },
+      replayDraw: function (value, data, config) {
         var map = gw.getMap();
         if (!map) return "";
         var layer = replayLayer(map);
@@ -308,8 +317,7 @@
           layer.addLayer(L.circleMarker(last, {radius: 7, color: "#fff", weight: 2, fillColor: "#ff9f43", fillOpacity: 1, pane: "gw-replay"})
                          .bindTooltip(data.ids[k]));
         });
-        var when = new Date((data.t0 + t) * 1000);
-        return when.toLocaleString();
+        return localTime(new Date((data.t0 + t) * 1000), config || gw.config);
       },
       rotate: function (n) {
         var map = gw.getMap();

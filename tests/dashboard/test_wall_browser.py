@@ -31,7 +31,7 @@ def wall(base_settings):
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (and fonts-noto-cjk for Chinese text)", pytrace=False)
     ARTIFACTS.mkdir(exist_ok=True)
-    with SyntheticWall(base_settings, language="zh-CN", log_path=ARTIFACTS / "wall-gunicorn.log") as w:
+    with SyntheticWall(base_settings, language="zh-CN", log_path=ARTIFACTS / "wall-gunicorn.log", extra={"wall_rotate_s": 5}) as w:
         yield w
 
 
@@ -67,21 +67,23 @@ def test_wall_renders_map_grids_terminals_counters(wall, browser):
     assert page.locator("#ctr-cases_filed").inner_text() == "—"  # no closed-loop data yet: no invented number
     assert page.locator(".gw-alert").count() == 2 and page.locator(".gw-alert button").count() == 0  # wall: no controls
     assert page.locator(".gw-alert-pin").count() == 2
-    # A refresh moves markers in place and never touches the view.
-    page.evaluate("() => { window.gridwatch.getMap().setView([28.2, 117.0], 13, {animate: false}); }")
-    applied = page.evaluate("() => window.gridwatch.applied")
-    page.wait_for_function(f"() => window.gridwatch.applied >= {applied + 2}", timeout=10_000)
-    view = page.evaluate("() => { const m = window.gridwatch.getMap(); const c = m.getCenter(); return [m.getZoom(), c.lat, c.lng]; }")
-    assert view == [13, 28.2, 117.0]
-    page.evaluate("() => { window.gridwatch.getMap().fitBounds([[27.85, 116.70], [28.60, 117.45]], {animate: false}); }")
-    time.sleep(1.5)
+    time.sleep(1.0)
     page.screenshot(path=str(ARTIFACTS / "wall.png"))
+    # Wall mode with wall_rotate_s > 0: the focus moves to a level-1 grid (the one configured view change).
+    z0 = page.evaluate("() => window.gridwatch.getMap().getZoom()")
+    page.wait_for_function(f"() => window.gridwatch.getMap().getZoom() > {z0} + 0.5", timeout=15_000)
     assert not [e for e in errors if "favicon" not in e], errors
     assert ready_s < 15
 
 
 def test_operator_clicks_grid_terminal_and_replays(wall, browser):
     page, errors, _ = _open(browser, wall.url + "/")
+    # Refreshes move markers in place and never touch the operator's view.
+    page.evaluate("() => { window.gridwatch.getMap().setView([28.2, 117.0], 13, {animate: false}); }")
+    applied = page.evaluate("() => window.gridwatch.applied")
+    page.wait_for_function(f"() => window.gridwatch.applied >= {applied + 2}", timeout=10_000)
+    view = page.evaluate("() => { const m = window.gridwatch.getMap(); const c = m.getCenter(); return [m.getZoom(), c.lat, c.lng]; }")
+    assert view == [13, 28.2, 117.0]
     # Click a level-2 grid: its supervisor and team.
     code = wall.city.level2[100]["code"]
     page.evaluate(
@@ -105,9 +107,20 @@ def test_operator_clicks_grid_terminal_and_replays(wall, browser):
     page.mouse.click(box["x"] + pt[0], box["y"] + pt[1])
     page.wait_for_function(f"() => document.getElementById('details').textContent.includes('{tid}')", timeout=10_000)
     assert "电量" in page.locator("#details").inner_text()
-    # Replay: nothing in gps_fix for the synthetic fleet, so the empty message; the controls work.
+    assert page.evaluate("() => window.gridwatch.getMap().getZoom()") == 14  # the click did not move the view
+    # Replay: the last hour of this terminal's fixes, animated from one fetched array.
+    start = time.strftime("%Y-%m-%d %H:%M", time.localtime(time.time() - 3600 + 8 * 3600 - time.localtime().tm_gmtoff))
     page.fill("#replay-target", tid)
+    page.fill("#replay-start", start)
+    page.locator("#replay-target").press("Enter")
+    page.locator("#replay-start").press("Enter")
     page.click("#replay-load")
     page.wait_for_function("() => document.getElementById('replay-msg').textContent.length > 0", timeout=10_000)
+    assert page.locator("#replay-msg").inner_text().startswith("已载入 3"), page.locator("#replay-msg").inner_text()  # ~30 fixes in 30 min
+    page.click("#replay-play")
+    page.wait_for_function("() => window.gridwatch.replay && window.gridwatch.replay.getLayers().length >= 2"
+                           " && document.getElementById('replay-label').textContent.length > 0", timeout=10_000)
+    page.evaluate("() => { const g = window.gridwatch; g.getMap().fitBounds(g.replay.getLayers()[0].getBounds().pad(0.5), {animate: false}); }")
+    time.sleep(1.0)
     page.screenshot(path=str(ARTIFACTS / "operator.png"))
     assert not [e for e in errors if "favicon" not in e], errors
