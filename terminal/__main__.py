@@ -27,7 +27,18 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--pg-dsn", default=s.pg_dsn, help="registry database")
     sim.add_argument("--state-dir", type=Path, default=None, help="persist each terminal's seq and offline buffer here")
     sim.add_argument("--progress-s", type=float, default=5.0, help="seconds between progress lines")
+    fb = sub.add_parser("fleet-bench", help="measure N terminal sessions on one network thread")
+    fb.add_argument("--terminals", type=int, default=1000)
+    fb.add_argument("--fixes-per-terminal", type=int, default=20)
+    fb.add_argument("--steady-s", type=float, default=10.0, help="seconds of one fix per terminal per second")
+    fb.add_argument("--mqtt-host", default=s.mqtt_host)
+    fb.add_argument("--mqtt-port", type=int, default=s.mqtt_port)
     args = parser.parse_args(argv)
+    if args.command == "fleet-bench":
+        from terminal.measure import fleet_bench
+
+        print(fleet_bench(args.terminals, args.mqtt_host, args.mqtt_port, args.fixes_per_terminal, args.steady_s))
+        return 0
     logging.basicConfig(level=s.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("terminal.simulate")
 
