@@ -121,9 +121,10 @@ def bench_browser(w: SyntheticWall, loads: int = 3, watch_s: float = 20) -> dict
     from playwright.sync_api import sync_playwright
 
     ready = """() => document.querySelectorAll('path.leaflet-interactive').length >= 500
-        && window.gridwatch && window.gridwatch.terminalCount() >= 1000
+        && window.gridwatch && window.gridwatch.terminalCount() >= %d
         && document.querySelectorAll('.gw-cluster').length > 0
         && /\\d/.test((document.getElementById('ctr-online') || {}).textContent || '')"""
+    ready = ready % len(w.city.terminals)
     out: dict = {}
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
@@ -176,13 +177,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60, help="how long to poll the refresh over HTTP")
     ap.add_argument("--no-browser", action="store_true")
+    ap.add_argument("--demo", action="store_true", help="the demo city of grid/ (its own terminal count) instead of the synthetic one")
     args = ap.parse_args()
-    with SyntheticWall(Settings(), terminals=1000, entities=70_000) as w:
+    with SyntheticWall(Settings(), terminals=1000, entities=70_000, demo=args.demo) as w:
         time.sleep(2)
         s = bench_server(w, args.seconds)
         br = {} if args.no_browser else bench_browser(w)
     kb = lambda n: f"{n / 1024:.1f} KB"  # noqa: E731
-    print("Gridwatch wall benchmark: 530 level-2 + 59 level-1 polygons, 70,000 entities, 1,000 terminals moving every second")
+    print(f"Gridwatch wall benchmark: {len(w.city.level2)} level-2 polygons, 70,000 entities,"
+          f" {len(w.city.terminals)} terminals moving every second ({'demo city' if args.demo else 'synthetic city'})")
     print(f"  refresh over HTTP (gunicorn, 2 gthread workers): p50 {s['http_ms_p50']:.1f} ms, p99 {s['http_ms_p99']:.1f} ms"
           f"  ({s['http_n']} full refreshes; {s['http_unchanged_204']} polls found nothing new and answered 204)")
     print(f"  bytes per refresh: {kb(s['bytes_raw'])} raw, {kb(s['bytes_wire_gzip'])} on the wire (gzip)")

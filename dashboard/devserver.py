@@ -51,7 +51,7 @@ class SyntheticWall:
 
     def __init__(self, base: Settings, *, terminals: int = 1000, entities: int = 70_000, port: int | None = None,
                  workers: int = 2, language: str | None = None, move: bool = True, log_path: Path | None = None,
-                 extra: dict | None = None):
+                 extra: dict | None = None, demo: bool = False):
         self.base = base
         self.n_terminals, self.n_entities = terminals, entities
         self.port = port or free_port()
@@ -67,6 +67,7 @@ class SyntheticWall:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.steps = 0
+        self.demo = demo
 
     @property
     def url(self) -> str:
@@ -77,9 +78,16 @@ class SyntheticWall:
 
         ensure_database(self.dsn)
         migrate(self.dsn, self.base.retention_days)
-        self.city = synthetic.build_city(n_terminals=self.n_terminals, n_entities=self.n_entities)
+        if self.demo:  # the real demo city of grid/ (python -m grid demo)
+            subprocess.run([sys.executable, "-m", "grid", "--dsn", self.dsn, "-q", "demo", "--out", f"/tmp/{self.dbname}-demo"],
+                           cwd=ROOT, check=True, env=settings_env(self.settings))
+            with psycopg.connect(self.dsn, autocommit=True) as c:
+                self.city = synthetic.city_from_db(c)
+        else:
+            self.city = synthetic.build_city(n_terminals=self.n_terminals, n_entities=self.n_entities)
         with psycopg.connect(self.dsn, autocommit=True) as c:
-            synthetic.write_registry(c, self.city)
+            if not self.demo:
+                synthetic.write_registry(c, self.city)
             synthetic.write_history(c, self.city)
             synthetic.write_tracks(c, self.city)
             c.execute(
@@ -172,13 +180,14 @@ def main() -> None:
     ap.add_argument("--terminals", type=int, default=1000)
     ap.add_argument("--entities", type=int, default=70_000)
     ap.add_argument("--language", choices=["zh-CN", "en"], default=None)
+    ap.add_argument("--demo", action="store_true", help="load the demo city of grid/ (python -m grid demo) instead of rectangles")
     args = ap.parse_args()
 
     def _term(*_):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _term)
-    with SyntheticWall(Settings(), terminals=args.terminals, entities=args.entities, port=args.port, language=args.language) as w:
+    with SyntheticWall(Settings(), terminals=args.terminals, entities=args.entities, port=args.port, language=args.language, demo=args.demo) as w:
         print(f"wall on {w.url} (operator) and {w.url}/wall; log {w.log_path}; Ctrl-C to stop", flush=True)
         try:
             while True:

@@ -28,6 +28,7 @@ TOWNS = "月湖 江边 交通 东湖 梅园 白露 四青 童家 邓埠 锦江 �
 
 @dataclass
 class City:
+    locator: object | None = None  # grid.locate.GridLocator for real polygons; None: rectangles
     level1: list[dict] = field(default_factory=list)
     level2: list[dict] = field(default_factory=list)
     persons: list[dict] = field(default_factory=list)
@@ -118,11 +119,37 @@ def build_city(
 
 
 def locate(city: City, lat: float, lon: float) -> tuple[str | None, str | None]:
+    if city.locator is not None:
+        ref = city.locator.locate(lon, lat)
+        return (ref.grid2_code, ref.grid1_code) if ref else (None, None)
     for g in city.level2:
         a0, b0, a1, b1 = g["bbox"]
         if a0 <= lon < a1 and b0 <= lat < b1:
             return g["code"], g["parent"]
     return None, None
+
+
+def city_from_db(conn: psycopg.Connection) -> City:
+    """The registry already in the database (e.g. ``python -m grid demo``) as a City for the live fleet."""
+    from grid.locate import GridLocator
+
+    city = City(locator=GridLocator.from_db(conn))
+    for code, parent, lat, lon in conn.execute("SELECT code, level1_code, centroid_lat, centroid_lon FROM grid_level2 ORDER BY code"):
+        city.level2.append({"code": code, "parent": parent, "lat": lat, "lon": lon})
+    by_code = {g["code"]: g for g in city.level2}
+    for code, lat, lon in conn.execute("SELECT code, centroid_lat, centroid_lon FROM grid_level1"):
+        by_code[code] = {"code": code, "lat": lat, "lon": lon}
+    rnd = random.Random(1)
+    rows = conn.execute(
+        "SELECT t.terminal_id, t.person_id, min(pg.grid_code) FROM terminal t LEFT JOIN person_grid pg ON pg.person_id = t.person_id"
+        " GROUP BY 1, 2 ORDER BY 1"
+    ).fetchall()
+    for tid, pid, grid in rows:
+        g = by_code.get(grid) or rnd.choice(city.level2)
+        city.terminals.append({"terminal_id": tid, "person_id": pid, "home": g["code"],
+                               "lat": g["lat"] + rnd.uniform(-0.005, 0.005), "lon": g["lon"] + rnd.uniform(-0.005, 0.005)})
+    city.entities = [tuple(r) for r in conn.execute("SELECT uscc FROM market_entity LIMIT 1000")]
+    return city
 
 
 def write_registry(conn: psycopg.Connection, city: City, grid_version: str | None = None) -> None:

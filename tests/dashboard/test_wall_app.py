@@ -117,3 +117,13 @@ def test_layouts_build_in_both_languages(settings, language, wall):
     text = json.dumps(tree.to_plotly_json(), default=lambda o: o.to_plotly_json(), ensure_ascii=False)
     assert ("鹰潭" in text) == (language == "zh-CN")
     assert '"gw-map"' in text and '"ctr-online"' in text
+
+
+def test_warm_runs_the_refresh_callback(settings, known_live, rds):
+    from dashboard.app import warm
+    from dashboard.deps import Deps
+
+    app = create_app(settings)
+    rds.delete(Deps(settings).cache_key("terminal_meta"))
+    assert warm(app) > 0
+    assert rds.get(Deps(settings).cache_key("terminal_meta")) is not None  # the callback really ran
