@@ -127,3 +127,17 @@ def test_warm_runs_the_refresh_callback(settings, known_live, rds):
     rds.delete(Deps(settings).cache_key("terminal_meta"))
     assert warm(app) > 0
     assert rds.get(Deps(settings).cache_key("terminal_meta")) is not None  # the callback really ran
+
+
+def test_tiles_only_when_configured_and_calm_empty_feed(settings):
+    from dashboard.callbacks import alert_feed
+    from dashboard.components import live_map
+
+    def urls(s):
+        return [c.url for c in live_map(s).children if type(c).__name__ == "TileLayer"]
+
+    assert urls(settings) == []  # no tile server: the plain dark background
+    tiled = settings.model_copy(update={"tile_url": "http://tiles.intranet/{z}/{x}/{y}.png"})
+    assert urls(tiled) == ["http://tiles.intranet/{z}/{x}/{y}.png"]
+    calm = alert_feed([], "en", settings.timezone, controls=True)
+    assert calm[0].children == "No open alerts"
