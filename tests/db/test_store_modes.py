@@ -1,0 +1,124 @@
+"""The store in its two modes this machine can run for real: Apache TimescaleDB and native partitions.
+
+The same ingest write path and the same shared queries must behave identically in both.
+(The Timescale-License DDL is checked in test_tsl_migrations.py.)
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from db.maintenance import maintain
+from db.migrate import MIGRATIONS_DIR, StoreMode, ensure_database, migrate, plan, recorded_mode
+from ingest.pipeline import Decoded, FixRow
+from ingest.store_pg import PgStore
+from tests.conftest import drop_database
+
+
+@pytest.fixture(params=[StoreMode.APACHE, StoreMode.NATIVE])
+def store_dsn(request, base_settings):
+    dsn = psycopg.conninfo.make_conninfo(base_settings.pg_dsn, dbname=f"gw_mode_{uuid.uuid4().hex[:8]}")
+    ensure_database(dsn)
+    migrate(dsn, 400, mode=request.param)
+    yield dsn, request.param
+    drop_database(dsn)
+
+
+def rows(n: int, start: datetime, terminal: str = "T1", grid: str | None = "G1") -> list[FixRow]:
+    return [FixRow(start + timedelta(seconds=i), terminal, i, 28.26, 117.03, None, None, None, None,
+                   datetime.now(timezone.utc), None, grid, "L1" if grid else None) for i in range(n)]
+
+
+def test_mode_is_recorded_and_migrations_are_idempotent(store_dsn):
+    dsn, mode = store_dsn
+    assert migrate(dsn, 400) == []  # second run applies nothing
+    with psycopg.connect(dsn) as conn:
+        assert recorded_mode(conn) is mode
+        kind = conn.execute("SELECT relkind FROM pg_class WHERE relname = 'gps_fix'").fetchone()[0]
+        is_hyper = conn.execute("SELECT to_regclass('timescaledb_information.hypertables') IS NOT NULL AND EXISTS"
+                                " (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')").fetchone()[0]
+    assert kind == ("p" if mode is StoreMode.NATIVE else "r")
+    assert is_hyper == (mode is StoreMode.APACHE)
+
+
+def test_write_path_is_exactly_once_and_rolls_up(store_dsn):
+    dsn, _ = store_dsn
+    store = PgStore(dsn)
+    start = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    first = store.write(Decoded(fixes=rows(100, start)))
+    again = store.write(Decoded(fixes=rows(100, start)[40:60] + rows(100, start)[:1]))
+    store.close()
+    assert (len(first.fixes), first.duplicates) == (100, 0)
+    assert (len(again.fixes), again.duplicates) == (0, 21)
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM gps_fix").fetchone()[0] == 100
+        # the shared query (date_bin, not time_bucket) over the one name every mode provides
+        got = conn.execute(
+            "SELECT date_bin('1 day', bucket, timestamptz '2000-01-01'), grid2_code, kind, sum(n)::int"
+            " FROM activity_hourly GROUP BY 1, 2, 3").fetchall()
+    assert [(g, k, n) for _, g, k, n in got] == [("G1", "gps", 100)]
+
+
+def test_year_of_history_queries_use_indexes(store_dsn):
+    """The wall's reads name a terminal or grid and a window: the planner must not scan everything."""
+    dsn, _ = store_dsn
+    store = PgStore(dsn)
+    now = datetime.now(timezone.utc)
+    for t in ("T1", "T2", "T3"):  # three days of fixes, one a minute, in every partition or chunk
+        store.write(Decoded(fixes=[FixRow(now - timedelta(minutes=m), t, m, 28.26, 117.03, None, None, None, None,
+                                          now, None, "G1", "L1") for m in range(3 * 24 * 60)]))
+    store.close()
+    with psycopg.connect(dsn) as conn:
+        conn.execute("ANALYZE gps_fix")
+        conn.execute("SET enable_seqscan = off")  # on a small table the planner would scan anyway
+        plan_text = "\n".join(r[0] for r in conn.execute(
+            "EXPLAIN SELECT ts, lat, lon FROM gps_fix WHERE terminal_id = 'T1' AND ts > now() - interval '30 minutes'"
+            " ORDER BY ts"))
+    assert "Index Cond: ((terminal_id = 'T1'::text) AND (ts >" in plan_text, plan_text
+    assert "Seq Scan" not in plan_text, plan_text
+
+
+def test_retention_drops_old_history(store_dsn, base_settings):
+    dsn, mode = store_dsn
+    old = datetime.now(timezone.utc) - timedelta(days=45)
+    with psycopg.connect(dsn) as conn:
+        if mode is StoreMode.NATIVE:
+            conn.execute("SELECT gw_ensure_partitions('gps_fix', (now() - interval '45 days')::date, 1)")
+        store = PgStore(dsn)
+        store.write(Decoded(fixes=rows(10, old) + rows(10, datetime.now(timezone.utc), terminal="T2")))
+        store.close()
+        report = maintain(conn, retention_days=30, days_ahead=3)
+        left = conn.execute("SELECT terminal_id, count(*) FROM gps_fix GROUP BY 1").fetchall()
+        if mode is StoreMode.NATIVE:
+            ahead = conn.execute("SELECT count(*) FROM pg_class WHERE relname = %s",
+                                 (f"gps_fix_p{(datetime.now() + timedelta(days=3)).strftime('%Y%m%d')}",)).fetchone()[0]
+            assert ahead == 1
+    assert report.dropped >= 1
+    assert left == [("T2", 10)]
+
+
+def test_plan_picks_one_variant_per_version():
+    files = list(MIGRATIONS_DIR.glob("*.sql"))
+    for mode in StoreMode:
+        chosen = plan(files, mode)
+        versions = [m.version for m in chosen]
+        assert versions == sorted(set(versions))
+        assert {2, 4}.issubset(versions)
+    assert [m.variant for m in plan(files, StoreMode.TSL) if m.version in (2, 4)] == ["hyper", "tsl"]
+    assert [m.variant for m in plan(files, StoreMode.APACHE) if m.version in (2, 4)] == ["hyper", "app"]
+    assert [m.variant for m in plan(files, StoreMode.NATIVE) if m.version in (2, 4)] == ["native", "app"]
+    assert 7 not in [m.version for m in plan(files, StoreMode.APACHE)]
+
+
+def test_plan_rejects_ambiguous_and_unknown_files(tmp_path: Path):
+    (tmp_path / "0001_a.sql").touch()
+    (tmp_path / "0001_b.sql").touch()
+    with pytest.raises(ValueError, match="two migrations"):
+        plan(list(tmp_path.glob("*.sql")), StoreMode.NATIVE)
+    with pytest.raises(ValueError, match="not understood"):
+        plan([tmp_path / "readme.sql"], StoreMode.NATIVE)
