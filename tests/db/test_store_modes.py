@@ -86,7 +86,7 @@ def test_year_of_history_queries_use_indexes(store_dsn):
 def test_retention_drops_old_history(store_dsn, base_settings):
     dsn, mode = store_dsn
     old = datetime.now(timezone.utc) - timedelta(days=45)
-    with psycopg.connect(dsn) as conn:
+    with psycopg.connect(dsn, autocommit=True) as conn:
         if mode is StoreMode.NATIVE:
             conn.execute("SELECT gw_ensure_partitions('gps_fix', (now() - interval '45 days')::date, 1)")
         store = PgStore(dsn)
