@@ -2,7 +2,7 @@
 
 Nothing here touches the network at import: connections open on first use in each worker.
 ``warm(app)`` runs the first callback once (cold start ~100-140 ms otherwise); gunicorn
-calls it after a worker boots (``dashboard/gunicorn_conf.py: post_worker_init``).
+calls it after a worker boots (``dashboard/warmup.py: post_worker_init``, hooked in deploy/gunicorn.conf.py).
 """
 
 from __future__ import annotations

@@ -125,7 +125,7 @@ class SyntheticWall:
         env["GRIDWATCH_WEB_WORKERS"] = str(self.workers)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "gunicorn"), "-c", str(ROOT / "dashboard" / "gunicorn_conf.py"), "dashboard.app:server"],
+            [str(Path(sys.executable).parent / "gunicorn"), "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "dashboard.app:server"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         deadline = time.time() + 30

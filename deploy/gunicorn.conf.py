@@ -23,3 +23,6 @@ preload_app = False
 accesslog = "-" if os.environ.get("GRIDWATCH_WEB_ACCESSLOG", "") not in ("", "0", "false") else None
 errorlog = "-"
 loglevel = os.environ.get("GRIDWATCH_LOG_LEVEL", "info").lower()
+
+# Warm each worker's first callback at boot, so the first wall poll is not the slow one.
+from dashboard.warmup import post_worker_init  # noqa: E402,F401

@@ -312,13 +312,14 @@ ensure_mosquitto() {
 
 # Debian's Chromium, driven by playwright in the browser tests (no browser download possible).
 ensure_chromium() {
-    if [[ -x /usr/bin/chromium ]]; then
+    # The wall's Chinese labels need a CJK font, or screenshots show boxes.
+    if [[ -x /usr/bin/chromium && -d /usr/share/fonts/opentype/noto ]]; then
         log "chromium: /usr/bin/chromium present"
         summary chromium /usr/bin/chromium "reused"
         return
     fi
     # fonts-liberation: pages render text in screenshots without any web font.
-    apt_install chromium fonts-liberation
+    apt_install chromium fonts-liberation fonts-noto-cjk
     summary chromium /usr/bin/chromium "installed"
 }
 
