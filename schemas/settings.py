@@ -77,3 +77,17 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""
     return Settings()
+
+
+def settings_table_markdown() -> str:
+    """The configuration table of the README, generated from the one settings object."""
+    lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        shown = "—" if default is None else ", ".join(map(str, default)) if isinstance(default, tuple) else str(default)
+        lines.append(f"| `GRIDWATCH_{name.upper()}` | `{shown}` | {field.description or ''} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(settings_table_markdown())

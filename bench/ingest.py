@@ -1,0 +1,159 @@
+"""Ingest benchmark: fixes/s stored end to end and publish -> stored latency, against the ceiling.
+
+Runs on the services ``./gw setup`` starts (project broker, TimescaleDB, Redis), in a database
+of its own with the demo city imported (so every fix is grid-tagged, as in production):
+
+1. ceiling: a bare paho subscriber that only counts, receiving the same stream;
+2. full load: ``python -m ingest`` with the stream offered as fast as the publisher can go;
+3. target load: the stream paced at --rate fixes/s (default 5,000), for latency.
+
+Figures are printed, never asserted: these machines are noisy; compare the ratios.
+Usage: python -m bench.ingest [--fixes 60000] [--terminals 1000] [--rate 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import psycopg
+
+from db.migrate import ensure_database, migrate
+from schemas.settings import Settings
+from schemas.topics import Topics
+from terminal.loadgen import LoadStats, publish_fixes
+from tests.conftest import drop_database
+from tests.support import ServiceProcess, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def bare_subscriber_rate(s: Settings, n_fixes: int, n_terminals: int) -> float:
+    """Messages/s a do-nothing paho subscriber receives of a full-speed stream: this machine's ceiling."""
+    topics = Topics(f"bench/{uuid.uuid4().hex[:6]}/gw/v1")
+    got = {"n": 0, "first": 0.0, "last": 0.0}
+    done = threading.Event()
+
+    def on_message(client, userdata, msg):
+        now = time.monotonic()
+        got["first"] = got["first"] or now
+        got["n"] += 1
+        got["last"] = now
+        if got["n"] >= n_fixes:
+            done.set()
+
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-bare-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5)
+    c.on_message = on_message
+    c.connect(s.mqtt_host, s.mqtt_port)
+    c.subscribe(topics.terminal_subscription("+"), qos=1)
+    c.loop_start()
+    time.sleep(0.5)
+    publish_fixes(n_fixes, n_terminals, s.mqtt_host, s.mqtt_port, prefix=topics.prefix)
+    done.wait(120)
+    c.loop_stop()
+    c.disconnect()
+    return got["n"] / max(got["last"] - got["first"], 1e-6)
+
+
+def run_ingest(s: Settings, n_fixes: int, n_terminals: int, rate: float | None, log: Path) -> dict:
+    prefix = f"bn{uuid.uuid4().hex[:5]}-"
+    proc = ServiceProcess("ingest", s, log).start()
+    try:
+        wait_until(lambda: "subscribing" in proc.log_text(), what="ingest to subscribe", timeout=30)
+        wait_until(lambda: "grid loaded" in proc.log_text(), what="ingest to load the grid", timeout=30)
+        holder: dict[str, LoadStats] = {}
+
+        def publish():
+            holder["stats"] = publish_fixes(n_fixes, n_terminals, s.mqtt_host, s.mqtt_port, rate=rate,
+                                            prefix=s.topic_prefix, terminal_prefix=prefix)
+
+        started = time.time()
+        t = threading.Thread(target=publish)
+        t.start()
+        stored, lat = _watch_while_publishing(s.pg_dsn, prefix, n_fixes, t, holder)
+        elapsed = time.time() - started
+    finally:
+        proc.stop()
+    lat.sort()
+    return {"stored": stored, "offered": holder["stats"].rate if "stats" in holder else 0.0,
+            "rate": stored / elapsed if elapsed else 0.0,
+            "p50": statistics.median(lat) if lat else float("nan"),
+            "p99": lat[int(len(lat) * 0.99) - 1] if lat else float("nan")}
+
+
+def _watch_while_publishing(dsn, prefix, expected, thread, holder):
+    """A fix's stored time is the first poll (every 50 ms) that sees its committed row.
+
+    New rows are found by their inserting transaction id (one ingest writes batches one
+    after another, so ids grow), which needs no index the product does not have.
+    """
+    stored_at: dict[tuple[str, int], float] = {}
+    deadline = time.monotonic() + 600
+    last_xid = 0
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while len(stored_at) < expected and time.monotonic() < deadline:
+            rows = conn.execute(
+                "SELECT terminal_id, seq, xmin::text::bigint FROM gps_fix"
+                " WHERE terminal_id LIKE %s AND xmin::text::bigint > %s", (prefix + "%", last_xid)).fetchall()
+            now = time.time()
+            for tid, seq, xid in rows:
+                stored_at.setdefault((tid, seq), now)
+                last_xid = max(last_xid, xid)
+            time.sleep(0.05)
+        total = conn.execute("SELECT count(*) FROM gps_fix WHERE terminal_id LIKE %s", (prefix + "%",)).fetchone()[0]
+    thread.join()
+    publish = holder["stats"].publish_times
+    return total, [stored_at[k] - publish[k] for k in stored_at if k in publish]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--fixes", type=int, default=60_000)
+    ap.add_argument("--terminals", type=int, default=1000)
+    ap.add_argument("--rate", type=float, default=5000)
+    args = ap.parse_args()
+    base = Settings()
+    dsn = psycopg.conninfo.make_conninfo(base.pg_dsn, dbname=f"gw_bench_{uuid.uuid4().hex[:6]}")
+    ensure_database(dsn)
+    try:
+        migrate(dsn, base.retention_days)
+        print("importing the demo city into the benchmark database ...", flush=True)
+        subprocess.run([sys.executable, "-m", "grid", "--dsn", dsn, "demo", "--out", str(ROOT / "var" / "bench-city")],
+                       cwd=ROOT, check=True, capture_output=True)
+        tag = uuid.uuid4().hex[:6]
+        s = base.model_copy(update={"pg_dsn": dsn, "redis_prefix": f"gwbench:{tag}:", "topic_prefix": f"bench/{tag}/gw/v1",
+                                    "ingest_client_id": f"gw-bench-{tag}", "ingest_share_group": f"bench{tag}",
+                                    "log_level": "WARNING"})
+        logs = ROOT / "artifacts"
+        logs.mkdir(exist_ok=True)
+        print(f"ceiling: bare paho subscriber, {args.fixes} single-fix messages from {args.terminals} terminals ...", flush=True)
+        ceiling = bare_subscriber_rate(s, args.fixes, args.terminals)
+        print(f"  received {ceiling:,.0f} msg/s", flush=True)
+        print("ingest at full offered load ...", flush=True)
+        full = run_ingest(s, args.fixes, args.terminals, None, logs / "bench-ingest-full.log")
+        print(f"ingest at a paced {args.rate:,.0f} fixes/s ...", flush=True)
+        paced = run_ingest(s, min(args.fixes, int(args.rate * 12)), args.terminals, args.rate, logs / "bench-ingest-paced.log")
+    finally:
+        drop_database(dsn)
+        import redis
+        r = redis.Redis.from_url(base.redis_url)
+        for k in r.scan_iter(match="gwbench:*", count=1000):
+            r.delete(k)
+    print()
+    print(f"{'run':<28}{'stored/s':>10}{'offered/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'vs ceiling':>12}{'stored':>9}")
+    for name, r in (("full offered load", full), (f"paced {args.rate:,.0f}/s", paced)):
+        print(f"{name:<28}{r['rate']:>10,.0f}{r['offered']:>11,.0f}{r['p50'] * 1000:>9.0f}{r['p99'] * 1000:>9.0f}"
+              f"{r['rate'] / ceiling:>11.0%}{r['stored']:>9,}")
+    print(f"{'bare paho subscriber':<28}{ceiling:>10,.0f}{'':>11}{'':>9}{'':>9}{1:>11.0%}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
