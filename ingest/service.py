@@ -65,6 +65,7 @@ class IngestService:
     def run(self) -> None:
         """Run until stop() is called; the caller's thread becomes the worker."""
         self._connect_store()
+        self.grids.locator()  # load the grid before the first batch, not during it
         self.receiver.start()
         try:
             self._loop()
