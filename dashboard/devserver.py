@@ -35,17 +35,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDWATCH_")}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if isinstance(value, (tuple, list)):
-            value = "[" + ",".join(str(v) for v in value) + "]"
-        env[f"GRIDWATCH_{name.upper()}"] = str(value)
-    return env
-
-
 class SyntheticWall:
     """Scratch DB + live fleet + gunicorn. Use as a context manager."""
 
@@ -80,7 +69,7 @@ class SyntheticWall:
         migrate(self.dsn, self.base.retention_days)
         if self.demo:  # the real demo city of grid/ (python -m grid demo)
             subprocess.run([sys.executable, "-m", "grid", "--dsn", self.dsn, "-q", "demo", "--out", f"/tmp/{self.dbname}-demo"],
-                           cwd=ROOT, check=True, env=settings_env(self.settings))
+                           cwd=ROOT, check=True, env=self.settings.as_env(os.environ))
             with psycopg.connect(self.dsn, autocommit=True) as c:
                 self.city = synthetic.city_from_db(c)
         else:
@@ -120,7 +109,7 @@ class SyntheticWall:
 
     def start(self) -> "SyntheticWall":
         self.setup_data()
-        env = settings_env(self.settings)
+        env = self.settings.as_env(os.environ)
         env["GRIDWATCH_WEB_BIND"] = f"127.0.0.1:{self.port}"
         env["GRIDWATCH_WEB_WORKERS"] = str(self.workers)
         log = open(self.log_path, "ab")

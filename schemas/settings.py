@@ -6,6 +6,7 @@ Defaults are what ``deploy/setup`` starts on a local machine, so a local run nee
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Literal
 
@@ -71,6 +72,17 @@ class Settings(BaseSettings):
 
     log_level: str = Field("INFO", description="Log level of every process")
     log_format: Literal["json", "text"] = Field("text", description="json for log shippers, text for a terminal")
+
+    def as_env(self, base: Mapping[str, str]) -> dict[str, str]:
+        """``base`` (an environment) with every GRIDWATCH_* replaced by these settings: for a child process."""
+        env = {k: v for k, v in base.items() if not k.startswith("GRIDWATCH_")}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue
+            if isinstance(value, (tuple, list)):
+                value = "[" + ",".join(str(v) for v in value) + "]"
+            env[f"GRIDWATCH_{name.upper()}"] = str(value)
+        return env
 
 
 @lru_cache(maxsize=1)

@@ -13,18 +13,6 @@ from schemas.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The GRIDWATCH_* environment that makes a child process use ``settings``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDWATCH_")}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if isinstance(value, (tuple, list)):
-            value = "[" + ",".join(str(v) for v in value) + "]"
-        env[f"GRIDWATCH_{name.upper()}"] = str(value)
-    return env
-
-
 class ServiceProcess:
     """A Gridwatch process (``python -m <module>``) run as an operator would, logs kept for failures."""
 
@@ -35,7 +23,7 @@ class ServiceProcess:
     def start(self) -> "ServiceProcess":
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", self.module, *self.args], cwd=ROOT,
-                                     env=settings_env(self.settings), stdout=log, stderr=subprocess.STDOUT)
+                                     env=self.settings.as_env(os.environ), stdout=log, stderr=subprocess.STDOUT)
         return self
 
     def stop(self, kill: bool = False) -> None:
