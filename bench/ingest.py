@@ -66,7 +66,7 @@ def run_ingest(s: Settings, n_fixes: int, n_terminals: int, rate: float | None, 
     prefix = f"bn{uuid.uuid4().hex[:5]}-"
     proc = ServiceProcess("ingest", s, log).start()
     try:
-        wait_until(lambda: "subscribing" in proc.log_text(), what="ingest to subscribe", timeout=30)
+        wait_until(lambda: "subscribed to" in proc.log_text(), what="ingest to subscribe", timeout=30)
         wait_until(lambda: "grid loaded" in proc.log_text(), what="ingest to load the grid", timeout=30)
         holder: dict[str, LoadStats] = {}
 
@@ -97,8 +97,11 @@ def _watch_while_publishing(dsn, prefix, expected, thread, holder):
     stored_at: dict[tuple[str, int], float] = {}
     deadline = time.monotonic() + 600
     last_xid = 0
+    last_progress = time.monotonic()
     with psycopg.connect(dsn, autocommit=True) as conn:
         while len(stored_at) < expected and time.monotonic() < deadline:
+            if not thread.is_alive() and time.monotonic() - last_progress > 15:
+                break  # published and acknowledged, yet nothing new for 15 s: report what was stored
             rows = conn.execute(
                 "SELECT terminal_id, seq, xmin::text::bigint FROM gps_fix"
                 " WHERE terminal_id LIKE %s AND xmin::text::bigint > %s", (prefix + "%", last_xid)).fetchall()
@@ -106,6 +109,7 @@ def _watch_while_publishing(dsn, prefix, expected, thread, holder):
             for tid, seq, xid in rows:
                 stored_at.setdefault((tid, seq), now)
                 last_xid = max(last_xid, xid)
+                last_progress = time.monotonic()
             time.sleep(0.05)
         total = conn.execute("SELECT count(*) FROM gps_fix WHERE terminal_id LIKE %s", (prefix + "%",)).fetchone()[0]
     thread.join()

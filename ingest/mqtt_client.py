@@ -42,6 +42,7 @@ class MqttReceiver:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
 
     @property
     def subscription(self) -> str:
@@ -74,6 +75,14 @@ class MqttReceiver:
                  self.settings.mqtt_port, flags.session_present, self.subscription)
         client.subscribe(self.subscription, qos=1)
         self.connected.set()
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        failed = [rc for rc in reason_codes if rc.is_failure]
+        if failed:
+            log.error("broker refused the subscription %s: %s", self.subscription, failed)
+        else:
+            # Only from here on does the broker route terminals' messages to this group.
+            log.info("subscribed to %s", self.subscription)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()

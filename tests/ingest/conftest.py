@@ -60,7 +60,7 @@ def terminal(test_settings):
 def ingest(test_settings, tmp_path):
     """``python -m ingest`` running against this test's topics, database and Redis keys."""
     proc = ServiceProcess("ingest", test_settings, tmp_path / "ingest.log").start()
-    wait_until(lambda: "subscribing" in proc.log_text(), what="ingest to subscribe", timeout=20)
+    wait_until(lambda: "subscribed to" in proc.log_text(), what="ingest to subscribe", timeout=20)
     yield proc
     proc.stop()
 

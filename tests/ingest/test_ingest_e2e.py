@@ -85,7 +85,7 @@ def test_nothing_lost_while_ingest_is_down(test_settings, tmp_path, terminal, db
 
     t = tid()
     first = ServiceProcess("ingest", test_settings, tmp_path / "ingest-1.log").start()
-    wait_until(lambda: "subscribing" in first.log_text(), what="ingest to subscribe")
+    wait_until(lambda: "subscribed to" in first.log_text(), what="ingest to subscribe")
     terminal.publish(t, "gps", fix(0))
     wait_until(lambda: count_fixes(db, t) == 1, what="first fix")
     first.stop()
@@ -106,7 +106,7 @@ def test_crash_mid_stream_loses_nothing_and_duplicates_nothing(test_settings, tm
 
     t = tid()
     proc = ServiceProcess("ingest", test_settings, tmp_path / "ingest-a.log").start()
-    wait_until(lambda: "subscribing" in proc.log_text(), what="ingest to subscribe")
+    wait_until(lambda: "subscribed to" in proc.log_text(), what="ingest to subscribe")
     infos = []
     for seq in range(3000):
         infos.append(terminal.publish(t, "gps", fix(seq), wait=False))
