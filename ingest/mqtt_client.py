@@ -29,6 +29,7 @@ class MqttReceiver:
         self.inbox = inbox
         self.topics = Topics(settings.topic_prefix)
         self.connected = threading.Event()
+        self.connection = 0  # incremented on every (re)connect
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=settings.ingest_client_id,
@@ -63,8 +64,10 @@ class MqttReceiver:
         self.client.loop_stop()
 
     def ack(self, messages: list[Received]) -> None:
+        """PUBACK what was stored. A message from an earlier connection is not acked: the broker
+        has redelivered it on this one, and its old packet id may now name another message."""
         for m in messages:
-            if m.qos > 0:
+            if m.qos > 0 and m.connection == self.connection:
                 self.client.ack(m.mid, m.qos)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -73,6 +76,7 @@ class MqttReceiver:
             return
         log.info("connected to %s:%s (session present: %s), subscribing %s", self.settings.mqtt_host,
                  self.settings.mqtt_port, flags.session_present, self.subscription)
+        self.connection += 1
         client.subscribe(self.subscription, qos=1)
         self.connected.set()
 
@@ -91,4 +95,4 @@ class MqttReceiver:
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         # Blocks when the worker is far behind: the socket stops being read and the broker
         # holds the rest (TCP back-pressure), instead of this process growing without bound.
-        self.inbox.put(Received(msg.topic, msg.payload, time.time(), msg.mid, msg.qos))
+        self.inbox.put(Received(msg.topic, msg.payload, time.time(), msg.mid, msg.qos, self.connection))

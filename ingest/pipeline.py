@@ -31,6 +31,7 @@ class RejectReason(StrEnum):
     TS_IN_FUTURE = "ts_in_future"
     TS_TOO_OLD = "ts_too_old"
     UNKNOWN_TOPIC = "unknown_topic"
+    STORE_REJECTED = "store_rejected"  # valid here, refused by PostgreSQL (set by the service, not by decode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,7 @@ class Received:
     received_at: float  # epoch seconds, on arrival at ingest
     mid: int = 0
     qos: int = 0
+    connection: int = 0  # which MQTT connection delivered it: a packet id is only valid on its own
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +140,11 @@ class Locator(Protocol):
     def locate_many(self, lons: Sequence[float], lats: Sequence[float]) -> Sequence[Any]: ...
 
 
+def dead_letter(msg: Received, reason: RejectReason, detail: str) -> DeadLetter:
+    return DeadLetter(datetime.fromtimestamp(msg.received_at, timezone.utc), msg.topic, msg.payload, reason,
+                      detail.replace("\x00", "")[:2000])
+
+
 def decode_batch(messages: Iterable[Received], topics: Topics, limits: Limits) -> Decoded:
     out = Decoded()
     for msg in messages:
@@ -150,13 +157,16 @@ def decode(msg: Received, topics: Topics, limits: Limits, out: Decoded) -> None:
     received_at = datetime.fromtimestamp(msg.received_at, timezone.utc)
 
     def reject(reason: RejectReason, detail: str) -> None:
-        out.dead.append(DeadLetter(received_at, msg.topic, msg.payload, reason, detail[:2000]))
+        out.dead.append(dead_letter(msg, reason, detail))
 
     parsed = topics.parse_terminal(msg.topic)
     if parsed is None:
         return reject(RejectReason.UNKNOWN_TOPIC, f"topic does not match {topics.prefix}/t/{{terminal_id}}/{{gps|event|ack|status}}")
     if len(msg.payload) > limits.max_payload_bytes:
         return reject(RejectReason.PAYLOAD_TOO_LARGE, f"{len(msg.payload)} bytes > limit {limits.max_payload_bytes}")
+    if b"\\u0000" in msg.payload:
+        # JSON allows it, PostgreSQL text and jsonb do not: refuse it here, not in the database.
+        return reject(RejectReason.INVALID_FIELDS, "text must not contain the NUL character (\\u0000)")
     handler = _HANDLERS[parsed.channel]
     handler(msg.payload, parsed.terminal_id, received_at, limits, out, reject)
 

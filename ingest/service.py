@@ -14,7 +14,7 @@ import redis
 from db.maintenance import maintain
 from ingest.grids import GridCache
 from ingest.mqtt_client import MqttReceiver
-from ingest.pipeline import Limits, Received, decode_batch, tag_grids
+from ingest.pipeline import Limits, Received, RejectReason, dead_letter, decode_batch, tag_grids, Decoded
 from ingest.store_pg import PgStore, Stored
 from ingest.store_redis import LiveStore
 from schemas.logs import fields
@@ -24,6 +24,9 @@ from schemas.topics import RedisKeys, Topics
 log = logging.getLogger("gridwatch.ingest")
 
 MAINTENANCE_EVERY_S = 3600
+# What PostgreSQL refuses because of the data itself: retrying cannot help, isolating can.
+# Anything else (connection lost, server shutting down, deadlock) is an outage: retry, never ack.
+REFUSED = (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError, psycopg.NotSupportedError)
 
 
 @dataclass
@@ -131,7 +134,7 @@ class IngestService:
                         extra=fields(topic=d.topic, detail=d.detail[:200], payload=d.payload[:200]))
         tag_grids(decoded, self.grids.locator())
         self._rebuild_live_if_lost()  # before the write: the rebuild must not already hold this batch
-        stored = self._store_until_done(decoded)
+        stored = self._store_until_done(batch, decoded)
         if stored is None:  # stopping while the database is down: nothing acked, the broker keeps it
             return
         self._update_live(stored)
@@ -144,28 +147,48 @@ class IngestService:
             s.dead += stored.dead
             s.batches += 1
 
-    def _store_until_done(self, decoded) -> Stored | None:
+    def _store_until_done(self, batch: list[Received], decoded: Decoded) -> Stored | None:
         """Retry a batch until PostgreSQL takes it: a database outage delays, never loses."""
         delay = 0.5
         while True:
             try:
-                return self.pg.write(decoded)
+                try:
+                    return self.pg.write(decoded)
+                except REFUSED as exc:
+                    log.warning("PostgreSQL refused a batch of %d (%s: %s); storing its messages one by one",
+                                len(batch), type(exc).__name__, str(exc).strip()[:200])
+                    return self._store_one_by_one(batch)
             except psycopg.Error as exc:
                 self.stats.db_errors += 1
                 log.error("PostgreSQL write failed (%s: %s); batch of %d kept unacknowledged, retry in %.1f s",
-                          type(exc).__name__, str(exc).strip()[:200], len(decoded), delay)
+                          type(exc).__name__, str(exc).strip()[:200], len(batch), delay)
                 self.pg.close()
                 if self.stop_event.wait(delay):
                     return None
                 delay = min(delay * 2, 15)
 
+    def _store_one_by_one(self, batch: list[Received]) -> Stored:
+        """One bad message must not stall every terminal: the ones PostgreSQL refuses become dead letters."""
+        total = Stored()
+        locator = self.grids.locator()
+        for msg in batch:
+            one = decode_batch([msg], self.topics, self.limits)
+            tag_grids(one, locator)
+            try:
+                total.merge(self.pg.write(one))
+            except REFUSED as exc:
+                letter = dead_letter(msg, RejectReason.STORE_REJECTED, f"{type(exc).__name__}: {exc}")
+                log.warning("dead letter: %s", letter.reason.value, extra=fields(topic=msg.topic, detail=letter.detail[:200]))
+                total.merge(self.pg.write(Decoded(dead=[letter])))
+        return total
+
     def _rebuild_live_if_lost(self) -> None:
         """A Redis restart or flush loses the live keys; one EXISTS per batch notices it."""
         try:
             if self._live_stale or self.live.needs_rebuild():
-                if self.pg.conn is None:
-                    self._connect_store()
-                self.live.rebuild(self.pg.conn)
+                # its own connection: the writer's must never be left inside a read transaction
+                with psycopg.connect(self.settings.pg_dsn, application_name="gridwatch-ingest-rebuild") as conn:
+                    self.live.rebuild(conn)
                 self._live_stale = False
         except (redis.RedisError, psycopg.Error) as exc:
             log.error("live state rebuild failed (%s); will retry", exc)
@@ -181,6 +204,10 @@ class IngestService:
 
     def _maintain(self) -> None:
         self._last_maintenance = time.monotonic()
+        try:
+            self.live.prune()
+        except redis.RedisError as exc:
+            log.error("pruning live state failed: %s", exc)
         try:
             maintain(self.pg.conn, self.settings.retention_days, self.settings.partitions_ahead_days)
         except psycopg.Error as exc:

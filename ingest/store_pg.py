@@ -34,7 +34,7 @@ SELECT terminal_id, seq, ts FROM ins"""
 _ROLLUP_FIXES = f""",
 roll AS (
     INSERT INTO fix_hourly (bucket, grid2_code, n)
-    SELECT date_bin('1 hour', ts, {_EPOCH}), coalesce(grid2_code, ''), count(*) FROM ins GROUP BY 1, 2
+    SELECT date_bin('1 hour', ts, {_EPOCH}), coalesce(grid2_code, ''), count(*) FROM ins GROUP BY 1, 2 ORDER BY 1, 2
     ON CONFLICT (bucket, grid2_code) DO UPDATE SET n = fix_hourly.n + EXCLUDED.n
 )"""
 _INSERT_EVENTS = f"""
@@ -46,7 +46,7 @@ SELECT terminal_id, seq, ts FROM ins"""
 _ROLLUP_EVENTS = f""",
 roll AS (
     INSERT INTO event_hourly (bucket, grid2_code, kind, n)
-    SELECT date_bin('1 hour', ts, {_EPOCH}), coalesce(grid2_code, ''), kind, count(*) FROM ins GROUP BY 1, 2, 3
+    SELECT date_bin('1 hour', ts, {_EPOCH}), coalesce(grid2_code, ''), kind, count(*) FROM ins GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
     ON CONFLICT (bucket, grid2_code, kind) DO UPDATE SET n = event_hourly.n + EXCLUDED.n
 )"""
 
@@ -61,6 +61,14 @@ class Stored:
     statuses: list[StatusRow] = field(default_factory=list)
     dead: int = 0
     duplicates: int = 0
+
+    def merge(self, other: "Stored") -> None:
+        self.fixes += other.fixes
+        self.events += other.events
+        self.acks = self.acks + other.acks
+        self.statuses = self.statuses + other.statuses
+        self.dead += other.dead
+        self.duplicates += other.duplicates
 
 
 class PgStore:
@@ -99,6 +107,11 @@ class PgStore:
         if self.conn is None or self.conn.closed:
             self.connect()
         conn = self.conn
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            # Never write inside a transaction someone left open: the block below would be a mere
+            # savepoint, and what we acknowledge must be committed.
+            log.warning("ingest connection was left in a transaction; rolling it back before writing")
+            conn.rollback()
         stored = Stored(acks=batch.acks, statuses=batch.statuses, dead=len(batch.dead))
         with conn.transaction():
             with conn.cursor() as cur:

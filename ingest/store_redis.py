@@ -21,7 +21,26 @@ from schemas.topics import RedisKeys
 log = logging.getLogger("gridwatch.ingest.redis")
 
 COUNTER_TTL_S = 3 * 24 * 3600
-REBUILD_WINDOW = timedelta(days=7)
+REBUILD_WINDOW = timedelta(days=7)  # a terminal silent longer has no live position (and is pruned)
+REBUILD_LOCK_S = 120
+
+# The newest fix of each terminal heard from since %(since)s, without reading the window's history:
+# a loose index scan walks the distinct terminal ids of (terminal_id, ts DESC), then one index
+# probe per terminal takes its newest fix.
+_NEWEST_FIXES = """
+WITH RECURSIVE ids AS (
+    (SELECT terminal_id FROM gps_fix WHERE ts > %(since)s ORDER BY terminal_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT f.terminal_id FROM gps_fix f WHERE f.terminal_id > ids.terminal_id AND f.ts > %(since)s
+            ORDER BY f.terminal_id LIMIT 1)
+    FROM ids WHERE ids.terminal_id IS NOT NULL
+)
+SELECT n.* FROM ids CROSS JOIN LATERAL (
+    SELECT terminal_id, ts, seq, lat, lon, speed_mps, heading_deg, battery_pct, acc_m, grid2_code, grid1_code,
+           received_at
+    FROM gps_fix WHERE terminal_id = ids.terminal_id AND ts > %(since)s ORDER BY ts DESC LIMIT 1
+) n WHERE ids.terminal_id IS NOT NULL
+"""
 
 # Newest fix wins, by its own timestamp: a buffered fix flushed late never overwrites a newer one.
 _SET_LAST_FIX = """
@@ -115,26 +134,51 @@ class LiveStore:
         for day in {day for day, _ in counts}:
             pipe.expire(self.keys.counters(day), COUNTER_TTL_S)
 
+    def prune(self) -> int:
+        """Forget terminals not heard from for REBUILD_WINDOW, so live keys and the wall's snapshot stay bounded."""
+        cutoff = (datetime.now(self.tz) - REBUILD_WINDOW).timestamp()
+        stale = self.r.zrangebyscore(self.keys.last_seen, "-inf", cutoff)
+        if stale:
+            pipe = self.r.pipeline(transaction=False)
+            pipe.hdel(self.keys.last_fix, *stale)
+            pipe.zrem(self.keys.geo, *stale)
+            pipe.zrem(self.keys.last_seen, *stale)
+            pipe.hdel(self.keys.session, *stale)
+            pipe.incr(self.keys.version)
+            pipe.execute()
+            log.info("live state: forgot %d terminals silent for more than %d days", len(stale), REBUILD_WINDOW.days)
+        return len(stale)
+
     def rebuild(self, conn: psycopg.Connection) -> None:
-        """Restore every live key from PostgreSQL (Redis restarted or was flushed)."""
+        """Restore every live key from PostgreSQL (Redis restarted or was flushed).
+
+        Several ingest processes notice the loss at once; the one that takes the lock rebuilds.
+        """
+        if not self.r.set(self.keys.rebuild_lock, "1", nx=True, ex=REBUILD_LOCK_S):
+            log.info("live state is being rebuilt by another ingest process")
+            return
+        try:
+            self._rebuild(conn)
+        finally:
+            self.r.delete(self.keys.rebuild_lock)
+
+    def _rebuild(self, conn: psycopg.Connection) -> None:
         started = datetime.now(self.tz)
         since = started - REBUILD_WINDOW
         today = started.replace(hour=0, minute=0, second=0, microsecond=0)
         pipe = self.r.pipeline(transaction=True)
         pipe.delete(self.keys.last_fix, self.keys.geo, self.keys.last_seen, self.keys.session,
                     self.keys.counters(self.day(started)))
-        fixes = conn.execute(
-            "SELECT DISTINCT ON (terminal_id) terminal_id, ts, seq, lat, lon, speed_mps, heading_deg, battery_pct,"
-            " acc_m, grid2_code, grid1_code, received_at FROM gps_fix WHERE ts > %s ORDER BY terminal_id, ts DESC",
-            (since,),
-        ).fetchall()
+        fixes = conn.execute(_NEWEST_FIXES, {"since": since}).fetchall()
         seen: dict[str, float] = {}
         for tid, ts, seq, lat, lon, spd, hdg, bat, acc, g2, g1, rec in fixes:
             pipe.hset(self.keys.last_fix, tid, last_fix_json(ts, seq, lat, lon, spd, hdg, bat, acc, g2, g1))
             pipe.geoadd(self.keys.geo, (lon, lat, tid))
             seen[tid] = min(ts, rec).timestamp()
         for tid, ts in conn.execute(
-            "SELECT terminal_id, max(least(ts, received_at)) FROM terminal_event WHERE ts > %s GROUP BY 1", (since,)
+            # events are few (tens a terminal a day); a day is far longer than any online window
+            "SELECT terminal_id, max(least(ts, received_at)) FROM terminal_event WHERE ts > %s GROUP BY 1",
+            (started - timedelta(days=1),)
         ):
             seen[tid] = max(seen.get(tid, 0.0), ts.timestamp())
         if seen:
@@ -154,6 +198,5 @@ class LiveStore:
         pipe.set(self.keys.built, started.isoformat())
         pipe.incr(self.keys.version)
         pipe.execute()
-        conn.rollback()
         log.info("live state rebuilt from PostgreSQL: %d terminals with a position, %d seen in the last %d days",
                  len(fixes), len(seen), REBUILD_WINDOW.days)

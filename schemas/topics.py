@@ -117,6 +117,11 @@ class RedisKeys:
         return f"{self.prefix}live:built"
 
     @property
+    def rebuild_lock(self) -> str:
+        """STRING held (with a TTL) by the one ingest process rebuilding live state."""
+        return f"{self.prefix}live:rebuilding"
+
+    @property
     def version(self) -> str:
         """STRING incremented on every batch written: a cheap "anything new?" for the wall."""
         return f"{self.prefix}live:version"

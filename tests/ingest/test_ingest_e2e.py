@@ -38,12 +38,23 @@ def test_round_trip_fixes_and_events_reach_history_and_live_state(two_grids, ing
     wait_until(lambda: r.hget(keys.session, t) == "1", what="session online")
     day = datetime.now(timezone.utc).astimezone(timezone(timedelta(hours=8))).strftime("%Y-%m-%d")
     counters = r.hgetall(keys.counters(day))
-    assert int(counters["A|gps"]) >= 2 and int(counters["B|gps"]) >= 1 and int(counters["A|report"]) >= 1
+    assert (int(counters["A|gps"]), int(counters["B|gps"]), int(counters["A|report"])) == (2, 1, 1)
     stream = r.xrange(keys.events)
     assert any(e[1]["kind"] == "report" and e[1]["terminal_id"] == t for e in stream)
 
 
-def test_redelivery_and_arrays_store_each_fix_once(ingest, terminal, db, pg_dsn):
+def test_redelivery_and_arrays_store_each_fix_once(ingest, terminal, db, live):
+    r, keys = live
+    day = datetime.now(timezone.utc).astimezone(timezone(timedelta(hours=8))).strftime("%Y-%m-%d")
+
+    def counted() -> int:
+        return sum(int(n) for k, n in r.hgetall(keys.counters(day)).items() if k.endswith("|gps"))
+
+    first = tid()
+    terminal.publish(first, "gps", fix(0))  # the first batch also rebuilds live state from the shared database
+    wait_until(lambda: count_fixes(db, first) == 1, what="a first fix")
+    counted_before = counted()
+    rolled_before = db.execute("SELECT coalesce(sum(n), 0) FROM fix_hourly").fetchone()[0]
     t = tid()
     ts = datetime.now(timezone.utc)
     batch = [fix(i, ts=ts + timedelta(seconds=i)) for i in range(50)]
@@ -51,9 +62,13 @@ def test_redelivery_and_arrays_store_each_fix_once(ingest, terminal, db, pg_dsn)
     terminal.publish(t, "gps", batch[10])  # a redelivered single fix
     terminal.publish(t, "gps", batch[:20])  # a re-flushed array
     terminal.publish(t, "gps", [batch[49], batch[49]])  # the same fix twice in one message
-    wait_until(lambda: "duplicates" in ingest.log_text() and count_fixes(db, t) >= 50, what="the fixes")
-    wait_until(lambda: db.execute("SELECT coalesce(sum(n), 0) FROM fix_hourly").fetchone()[0] >= 50, what="rollup")
+    marker = tid()
+    terminal.publish(marker, "gps", fix(0))  # published last: once it is stored, all of the above is
+    wait_until(lambda: count_fixes(db, marker) == 1, what="the fixes")
     assert count_fixes(db, t) == 50
+    rolled = db.execute("SELECT coalesce(sum(n), 0) FROM fix_hourly").fetchone()[0]
+    assert rolled - rolled_before == 51  # 50 + the marker: the hourly rollup counted no repeat
+    assert counted() - counted_before == 51  # nor did today's live counter
     assert db.execute("SELECT count(DISTINCT seq) FROM gps_fix WHERE terminal_id = %s", (t,)).fetchone()[0] == 50
 
 
@@ -150,3 +165,14 @@ def test_live_state_is_rebuilt_after_redis_loses_it(ingest, terminal, db, live):
     wait_until(lambda: r.hget(keys.last_fix, t), timeout=15, what="position rebuilt from PostgreSQL")
     assert json.loads(r.hget(keys.last_fix, t))["lon"] == 117.04
     assert r.get(keys.built)
+
+
+def test_text_postgresql_cannot_store_is_dead_lettered_not_retried_forever(ingest, terminal, db):
+    t = tid()
+    event = {"seq": 1, "ts": datetime.now(timezone.utc).isoformat(), "kind": "report",
+             "body": {"report_id": "R-NUL", "category": "tip", "text": "bad\u0000byte"}}
+    terminal.publish(t, "event", json.dumps(event).encode())
+    terminal.publish(t, "gps", fix(2))
+    wait_until(lambda: count_fixes(db, t) == 1, what="the fix after the NUL event")
+    reason, detail = db.execute("SELECT reason, detail FROM dead_letter WHERE topic LIKE %s", (f"%/t/{t}/event",)).fetchone()
+    assert reason == "invalid_fields" and "NUL" in detail
