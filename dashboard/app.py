@@ -30,6 +30,10 @@ def create_app(settings: Settings | None = None) -> Dash:
     deps = Deps(settings)
     server = flask.Flask("gridwatch.dashboard")
     server.secret_key = settings.web_secret
+    if settings.web_secret == Settings.model_fields["web_secret"].default or "duty:duty" in settings.duty_officers:
+        # Fine on a laptop; on a wall anyone could sign in and resolve alarms.
+        log.warning("the wall runs with the default sign-in secret or duty officer: set GRIDWATCH_WEB_SECRET "
+                    "and GRIDWATCH_DUTY_OFFICERS before the page is reachable from the network")
     server.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
     app = Dash(
         "gridwatch.dashboard",

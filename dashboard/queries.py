@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import psycopg
@@ -300,13 +300,17 @@ class KindBucket:
 
 
 def activity_by_kind(conn: psycopg.Connection, start: datetime, end: datetime, bin_hours: int) -> list[KindBucket]:
-    """Event counts per kind in bins of ``bin_hours`` from the hourly rollup (never raw history)."""
+    """Event counts per kind in bins of ``bin_hours`` from the hourly rollup (never raw history).
+
+    Bins start at midnight in the zone of ``end`` (the bureau's), so a 24-hour bin is a local day.
+    """
+    origin = datetime(2000, 1, 1, tzinfo=end.tzinfo or timezone.utc)
     with conn.cursor(row_factory=class_row(KindBucket)) as cur:
         return cur.execute(
-            "SELECT date_bin(make_interval(hours => %s), bucket, timestamptz '2000-01-01 00:00+08') AS bucket,"
+            "SELECT date_bin(make_interval(hours => %s), bucket, %s) AS bucket,"
             " kind, sum(n)::bigint AS n FROM activity_hourly"
             " WHERE kind = ANY(%s) AND bucket >= %s AND bucket < %s GROUP BY 1, 2 ORDER BY 1, 2",
-            (bin_hours, list(ACTIVITY_KINDS), start, end),
+            (bin_hours, origin, list(ACTIVITY_KINDS), start, end),
         ).fetchall()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from zoneinfo import ZoneInfo
 from datetime import datetime, timedelta, timezone
 
 import psycopg
@@ -115,10 +116,13 @@ def known_db(scratch_dsn):
         kind = c.execute("SELECT relkind FROM pg_class WHERE relname = 'event_hourly'").fetchone()[0]
         assert kind in ("r", "p"), "these tests write the rollup tables the way ingest does (app/native mode)"
         jan2 = NOW.replace(month=1, day=2, hour=3, minute=0, second=0)
+        # "today" in the bureau's zone: between 00:00 and 02:00 there, NOW - 2 h is yesterday
+        local_midnight = NOW.astimezone(ZoneInfo("Asia/Shanghai")).replace(hour=0, minute=0, second=0)
+        today_bucket = max(NOW - timedelta(hours=2), local_midnight.astimezone(timezone.utc))
         c.execute("INSERT INTO event_hourly VALUES (%s, '360602001001', 'inspection.completed', 3), (%s, '360602002001', 'report', 2),"
                   " (date_trunc('hour', %s::timestamptz), '360602001001', 'inspection.completed', 4),"
                   " (date_trunc('hour', %s::timestamptz), '360602002001', 'inspection.completed', 1)",
-                  (jan2, jan2, NOW - timedelta(hours=2), NOW - timedelta(hours=2)))
+                  (jan2, jan2, today_bucket, today_bucket))
         c.execute("INSERT INTO alert (kind, severity, state, terminal_id, grid2_code, lat, lon, title, opened_at) VALUES"
                   " ('sos', 'critical', 'open', 'T2', '360602002001', 28.205, 117.105, 'SOS 王芳', %s),"
                   " ('offline', 'warning', 'open', 'T3', '360602001001', 28.205, 117.005, '终端离线 T3', %s),"
