@@ -122,3 +122,26 @@ def test_plan_rejects_ambiguous_and_unknown_files(tmp_path: Path):
         plan(list(tmp_path.glob("*.sql")), StoreMode.NATIVE)
     with pytest.raises(ValueError, match="not understood"):
         plan([tmp_path / "readme.sql"], StoreMode.NATIVE)
+
+
+def test_native_day_that_fell_into_the_default_partition_gets_its_own(base_settings):
+    """Ingest down longer than the partitions made ahead: those rows wait in the default partition,
+    and maintenance must still be able to create their day (moving them) rather than fail every hour."""
+    dsn = psycopg.conninfo.make_conninfo(base_settings.pg_dsn, dbname=f"gw_mode_{uuid.uuid4().hex[:8]}")
+    ensure_database(dsn)
+    try:
+        migrate(dsn, 400, mode=StoreMode.NATIVE)
+        later = datetime.now(timezone.utc).replace(hour=12) + timedelta(days=20)
+        store = PgStore(dsn)
+        store.write(Decoded(fixes=rows(5, later)))
+        store.close()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            assert conn.execute("SELECT count(*) FROM gps_fix_default").fetchone()[0] == 5
+            made = conn.execute("SELECT gw_ensure_partitions('gps_fix', %s::date, 1)", (later.date(),)).fetchone()[0]
+            part = f"gps_fix_p{later.strftime('%Y%m%d')}"
+            assert made == 1
+            assert conn.execute("SELECT count(*) FROM gps_fix_default").fetchone()[0] == 0
+            assert conn.execute(f"SELECT count(*) FROM {part}").fetchone()[0] == 5
+            assert conn.execute("SELECT count(*) FROM gps_fix").fetchone()[0] == 5
+    finally:
+        drop_database(dsn)
