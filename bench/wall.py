@@ -17,7 +17,6 @@ import argparse
 import gzip
 import json
 import statistics
-import threading
 import time
 import urllib.request
 

@@ -9,7 +9,6 @@ naming it: it never skips silently.
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from zoneinfo import ZoneInfo
 from datetime import datetime, timedelta, timezone
