@@ -25,11 +25,10 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import psycopg
 
-from db.migrate import ensure_database, migrate
+from db.migrate import drop_database, ensure_database, migrate
 from schemas.settings import Settings
 from schemas.topics import Topics
 from terminal.loadgen import LoadStats, publish_fixes
-from tests.conftest import drop_database
 from tests.support import ServiceProcess, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent

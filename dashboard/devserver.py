@@ -24,6 +24,7 @@ import psycopg
 import redis
 
 from dashboard import synthetic
+from db.migrate import drop_database
 from schemas.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,9 +149,7 @@ class SyntheticWall:
             self.fleet.clear()
         except Exception:
             pass
-        admin = psycopg.conninfo.make_conninfo(self.base.pg_dsn, dbname="postgres")
-        with psycopg.connect(admin, autocommit=True) as c:
-            c.execute(f'DROP DATABASE IF EXISTS "{self.dbname}" WITH (FORCE)')
+        drop_database(self.dsn)
 
     def __enter__(self) -> "SyntheticWall":
         try:

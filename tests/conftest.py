@@ -16,7 +16,7 @@ import psycopg
 import pytest
 import redis
 
-from db.migrate import ensure_database, migrate
+from db.migrate import drop_database, ensure_database, migrate
 from schemas.settings import Settings
 
 def _reachable(host: str, port: int) -> bool:
@@ -51,13 +51,6 @@ def pg_dsn(base_settings: Settings):
     migrate(dsn, base_settings.retention_days)
     yield dsn
     drop_database(dsn)
-
-
-def drop_database(dsn: str) -> None:
-    name = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
-    admin = psycopg.conninfo.make_conninfo(dsn, dbname="postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(name)))
 
 
 @pytest.fixture

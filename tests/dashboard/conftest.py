@@ -24,7 +24,7 @@ from schemas.settings import Settings
 @pytest.fixture(scope="session")
 def scratch_dsn(base_settings):
     """A database of our own on the project's cluster (base_settings checked it answers), migrated."""
-    from db.migrate import ensure_database, migrate
+    from db.migrate import drop_database, ensure_database, migrate
 
     name = f"gw_dash_test_{uuid.uuid4().hex[:8]}"
     dsn = psycopg.conninfo.make_conninfo(base_settings.pg_dsn, dbname=name)
@@ -33,9 +33,7 @@ def scratch_dsn(base_settings):
         migrate(dsn, base_settings.retention_days)
         yield dsn
     finally:
-        admin = psycopg.conninfo.make_conninfo(base_settings.pg_dsn, dbname="postgres")
-        with psycopg.connect(admin, autocommit=True) as c:
-            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(dsn)
 
 
 @pytest.fixture(scope="session")

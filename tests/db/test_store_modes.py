@@ -14,10 +14,9 @@ import psycopg
 import pytest
 
 from db.maintenance import maintain
-from db.migrate import MIGRATIONS_DIR, StoreMode, ensure_database, migrate, plan, recorded_mode
+from db.migrate import MIGRATIONS_DIR, StoreMode, drop_database, ensure_database, migrate, plan, recorded_mode
 from ingest.pipeline import Decoded, FixRow
 from ingest.store_pg import PgStore
-from tests.conftest import drop_database
 
 
 @pytest.fixture(params=[StoreMode.APACHE, StoreMode.NATIVE])

@@ -10,52 +10,34 @@ from __future__ import annotations
 
 import os
 import uuid
-from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
 
+from db.migrate import drop_database, ensure_database, migrate
 from grid.democity import DemoConfig, generate
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5433/postgres"
-MIGRATIONS = Path(__file__).resolve().parents[2] / "db" / "migrations"
 REGISTRY_TABLES = ("market_entity", "terminal", "person_grid", "person", "grid_adjacency", "grid_level2",
                    "grid_level1", "branch_office")
 SMALL_ENTITIES = 3000
 
 
-def _migrate(dsn: str) -> None:
-    try:
-        from db.migrate import migrate
-    except ImportError:  # runner not there yet: plain .sql files in order (no variants)
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            for path in sorted(MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.sql")):
-                if path.name.count(".") == 1:
-                    conn.execute(path.read_text())
-        return
-    migrate(dsn)
-
-
 @pytest.fixture(scope="session")
 def grid_pg_dsn():
     server = os.environ.get("GRIDWATCH_TEST_PG_DSN", DEFAULT_DSN)
+    dsn = psycopg.conninfo.make_conninfo(server, dbname=f"gw_gridtest_{os.getpid()}_{uuid.uuid4().hex[:6]}")
     try:
-        with psycopg.connect(server, autocommit=True, connect_timeout=5) as admin:
-            name = f"gw_gridtest_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        ensure_database(dsn)
     except psycopg.OperationalError as exc:
         pytest.fail(f"PostgreSQL is not reachable at {server} (GRIDWATCH_TEST_PG_DSN; default is the project "
                     f"TimescaleDB cluster on :5433, started by `./gw setup`): {exc}", pytrace=False)
-    dsn = psycopg.conninfo.make_conninfo(server, dbname=name)
     try:
-        _migrate(dsn)
-        with psycopg.connect(dsn, autocommit=True) as conn:  # gw_meta comes from 0001; be safe if it is absent
-            conn.execute("CREATE TABLE IF NOT EXISTS gw_meta (key text PRIMARY KEY, value text)")
+        migrate(dsn)
         yield dsn
     finally:
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        drop_database(dsn)
 
 
 @pytest.fixture

@@ -11,10 +11,9 @@ from datetime import datetime, timezone
 import psycopg
 import pytest
 
-from db.migrate import ensure_database, migrate
+from db.migrate import drop_database, ensure_database, migrate
 from terminal.client import TerminalClient, TerminalConfig
 from terminal.simulator import Simulator, load_registry
-from tests.conftest import drop_database
 from tests.support import ROOT, ServiceProcess, wait_until
 
 
