@@ -14,7 +14,7 @@ import redis
 from db.maintenance import maintain
 from ingest.grids import GridCache
 from ingest.mqtt_client import MqttReceiver
-from ingest.pipeline import Limits, Received, RejectReason, dead_letter, decode_batch, tag_grids, Decoded
+from ingest.pipeline import DeadLetter, Decoded, Limits, Received, RejectReason, dead_letter, decode_batch, tag_grids
 from ingest.store_pg import PgStore, Stored
 from ingest.store_redis import LiveStore
 from schemas.logs import fields
@@ -44,7 +44,8 @@ class Stats:
     def line(self, backlog: int) -> str:
         secs = max(time.monotonic() - self.window_started, 1e-6)
         return (f"{self.received / secs:.0f} msg/s, {self.fixes / secs:.0f} fixes/s stored, {self.events} events, "
-                f"{self.duplicates} duplicates, {self.dead} dead letters, {self.batches} batches, backlog {backlog}")
+                f"{self.duplicates} duplicates, {self.dead} dead letters, {self.batches} batches, backlog {backlog}, "
+                f"{self.db_errors} database errors, {self.redis_errors} Redis errors")
 
 
 class IngestService:
@@ -130,8 +131,7 @@ class IngestService:
     def _process(self, batch: list[Received]) -> None:
         decoded = decode_batch(batch, self.topics, self.limits)
         for d in decoded.dead:
-            log.warning("dead letter: %s", d.reason.value,
-                        extra=fields(topic=d.topic, detail=d.detail[:200], payload=d.payload[:200]))
+            _log_dead_letter(d)
         tag_grids(decoded, self.grids.locator())
         self._rebuild_live_if_lost()  # before the write: the rebuild must not already hold this batch
         stored = self._store_until_done(batch, decoded)
@@ -178,7 +178,7 @@ class IngestService:
                 total.merge(self.pg.write(one))
             except REFUSED as exc:
                 letter = dead_letter(msg, RejectReason.STORE_REJECTED, f"{type(exc).__name__}: {exc}")
-                log.warning("dead letter: %s", letter.reason.value, extra=fields(topic=msg.topic, detail=letter.detail[:200]))
+                _log_dead_letter(letter)
                 total.merge(self.pg.write(Decoded(dead=[letter])))
         return total
 
@@ -209,11 +209,14 @@ class IngestService:
         except redis.RedisError as exc:
             log.error("pruning live state failed: %s", exc)
         try:
-            maintain(self.pg.conn, self.settings.retention_days, self.settings.partitions_ahead_days)
+            maintain(self.pg.connection(), self.settings.retention_days, self.settings.partitions_ahead_days)
         except psycopg.Error as exc:
-            log.error("maintenance failed: %s", exc)
-            self.pg.close()
-            self._connect_store()
+            log.error("maintenance failed (%s); will retry in an hour", exc)
+            self.pg.close()  # the next write reconnects
+
+
+def _log_dead_letter(d: DeadLetter) -> None:
+    log.warning("dead letter: %s", d.reason.value, extra=fields(topic=d.topic, detail=d.detail[:200], payload=d.payload[:200]))
 
 
 def _totals(s: Stats) -> dict:

@@ -102,11 +102,15 @@ class PgStore:
             self.conn.close()
         self.conn = None
 
-    def write(self, batch: Decoded) -> Stored:
-        """Store a batch in one transaction; raises psycopg.Error (nothing committed) on failure."""
+    def connection(self) -> psycopg.Connection:
+        """The open connection, (re)connecting when it was closed after a failure."""
         if self.conn is None or self.conn.closed:
             self.connect()
-        conn = self.conn
+        return self.conn
+
+    def write(self, batch: Decoded) -> Stored:
+        """Store a batch in one transaction; raises psycopg.Error (nothing committed) on failure."""
+        conn = self.connection()
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             # Never write inside a transaction someone left open: the block below would be a mere
             # savepoint, and what we acknowledge must be committed.
