@@ -6,8 +6,10 @@ import json
 import uuid
 from datetime import datetime, timedelta, timezone
 
+import psycopg
+
 from tests.ingest.conftest import count_fixes, fix
-from tests.support import wait_until
+from tests.support import ServiceProcess, wait_until
 
 
 def tid() -> str:
@@ -96,8 +98,6 @@ def test_bad_messages_are_dead_lettered_and_ingest_keeps_going(ingest, terminal,
 
 
 def test_nothing_lost_while_ingest_is_down(test_settings, tmp_path, terminal, db):
-    from tests.support import ServiceProcess
-
     t = tid()
     first = ServiceProcess("ingest", test_settings, tmp_path / "ingest-1.log").start()
     wait_until(lambda: "subscribed to" in first.log_text(), what="ingest to subscribe")
@@ -117,8 +117,6 @@ def test_nothing_lost_while_ingest_is_down(test_settings, tmp_path, terminal, db
 
 def test_crash_mid_stream_loses_nothing_and_duplicates_nothing(test_settings, tmp_path, terminal, db):
     """kill -9 while a stream flows: unacknowledged batches are redelivered, the key absorbs repeats."""
-    from tests.support import ServiceProcess
-
     t = tid()
     proc = ServiceProcess("ingest", test_settings, tmp_path / "ingest-a.log").start()
     wait_until(lambda: "subscribed to" in proc.log_text(), what="ingest to subscribe")
@@ -142,7 +140,7 @@ def test_database_outage_delays_but_loses_nothing(ingest, terminal, db, pg_dsn):
     name = db.info.dbname
     terminal.publish(t, "gps", fix(0))
     wait_until(lambda: count_fixes(db, t) == 1, what="first fix")
-    with __import__("psycopg").connect(pg_dsn.replace(f"dbname={name}", "dbname=postgres"), autocommit=True) as admin:
+    with psycopg.connect(psycopg.conninfo.make_conninfo(pg_dsn, dbname="postgres"), autocommit=True) as admin:
         admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
         admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
                       " AND application_name LIKE 'gridwatch-ingest%%'", (name,))
