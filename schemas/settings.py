@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Literal
+from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -57,9 +58,25 @@ class Settings(BaseSettings):
 
     # --- City ---
     city_code: str = Field("3606", description="Division code of the city (Yingtan)")
-    city_bbox: tuple[float, float, float, float] = Field(
-        (116.60, 27.75, 117.55, 28.72), description="lon_min, lat_min, lon_max, lat_max: grid geometry outside is rejected"
+    city_bbox: Annotated[tuple[float, float, float, float], NoDecode] = Field(
+        (116.60, 27.75, 117.55, 28.72),
+        description="lon_min, lat_min, lon_max, lat_max (four numbers, comma-separated): grid geometry outside is rejected",
     )
+
+    # --- Emergency orders (orders/: the dispatcher process signs and publishes what is committed) ---
+    orders_client_id: str = Field("gridwatch-orders-1", description="MQTT client id of the orders dispatcher")
+    order_signing_key: Path = Field(
+        Path("var/keys/order_signing.pem"), description="Ed25519 private key (PEM) that signs orders: only on the dispatcher's host"
+    )
+    order_public_key: Path = Field(
+        Path("var/keys/order_signing.pub.pem"), description="The matching public key (PEM), provisioned to terminals"
+    )
+    order_resend_critical_s: float = Field(30.0, description="A critical order's recipient silent this long is re-sent to")
+    order_resend_urgent_s: float = Field(60.0, description="... an urgent order's")
+    order_resend_normal_s: float = Field(300.0, description="... a normal order's")
+    order_resends: int = Field(1, description="Re-sends to a silent recipient before it counts as no answer and an alert is raised")
+    order_arrive_m: float = Field(150.0, description="A recipient within this of the order's place has arrived (unless the order says)")
+    order_poll_s: float = Field(0.5, description="Dispatcher: seconds between checks of the outbox, re-sends, expiry and arrivals")
 
     # --- Dashboard ---
     language: Literal["zh-CN", "en"] = Field("zh-CN", description="Interface language of the wall")
@@ -73,6 +90,24 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Log level of every process")
     log_format: Literal["json", "text"] = Field("text", description="json for log shippers, text for a terminal")
 
+    @field_validator("city_bbox", mode="before")
+    @classmethod
+    def _bbox_from_text(cls, value):
+        """Accept ``116.6,27.75,117.55,28.72`` (as documented) and ``[116.6, ...]``."""
+        if isinstance(value, str):
+            parts = [p for p in value.strip().strip("[]()").split(",") if p.strip()]
+            try:
+                value = tuple(float(p) for p in parts)
+            except ValueError:
+                raise ValueError(f"city_bbox must be four comma-separated numbers lon_min,lat_min,lon_max,lat_max; got {value!r}") from None
+        if isinstance(value, (tuple, list)):
+            if len(value) != 4:
+                raise ValueError(f"city_bbox needs four numbers lon_min,lat_min,lon_max,lat_max; got {len(value)}")
+            lon0, lat0, lon1, lat1 = (float(v) for v in value)
+            if not (-180 <= lon0 < lon1 <= 180 and -90 <= lat0 < lat1 <= 90):
+                raise ValueError(f"city_bbox must be lon_min<lon_max, lat_min<lat_max in degrees; got {value!r}")
+        return value
+
     def as_env(self, base: Mapping[str, str]) -> dict[str, str]:
         """``base`` (an environment) with every GRIDWATCH_* replaced by these settings: for a child process."""
         env = {k: v for k, v in base.items() if not k.startswith("GRIDWATCH_")}
@@ -80,15 +115,21 @@ class Settings(BaseSettings):
             if value is None:
                 continue
             if isinstance(value, (tuple, list)):
-                value = "[" + ",".join(str(v) for v in value) + "]"
+                value = ",".join(str(v) for v in value)
             env[f"GRIDWATCH_{name.upper()}"] = str(value)
         return env
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read once from the environment."""
-    return Settings()
+    """The process-wide settings, read once from the environment.
+
+    A bad value stops the process with one line per bad variable, not a traceback."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = [f"  GRIDWATCH_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()]
+        raise SystemExit("Gridwatch settings are not valid:\n" + "\n".join(lines)) from None
 
 
 def settings_table_markdown() -> str:

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Callable
 from uuid import UUID
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from schemas.ack import AckStatus, CommandAck
 from schemas.commands import Command
@@ -53,6 +53,7 @@ from schemas.events import (
     Sos,
 )
 from schemas.gps import GpsFix
+from schemas.signing import CommandRefused, CommandRejection, verify_command
 from schemas.status import TerminalStatus
 from schemas.topics import Channel, Topics
 from terminal.mqtt import ConnectionOptions, MqttConnection, NetworkLoop
@@ -96,6 +97,9 @@ class TerminalConfig:
     keepalive_s: int = 30
     session_expiry_s: int = 24 * 3600  # the broker keeps commands for us while we are away
     seen_commands_max: int = 1000
+    # The platform's Ed25519 public key (schemas.signing.load_public_key): commands that do not
+    # verify with it are refused. Without one every command is refused (``no_key``).
+    platform_key: Any = None
 
 
 @dataclass
@@ -513,21 +517,30 @@ class TerminalClient:
 
     def _on_message(self, topic: str, payload: bytes) -> None:
         try:
-            command = Command.model_validate_json(payload)
-        except ValidationError as exc:
-            self.stats.invalid_commands += 1
-            log.warning("%s: invalid command on %s: %s; payload %r", self.id, topic, exc.error_count(), payload[:200])
+            command = verify_command(self.config.platform_key, payload, self.id, self.clock())
+        except CommandRefused as refused:
+            self._refuse(topic, payload, refused)
             return
         if self.seq.seen_command(str(command.command_id)):
+            # A re-send: the platform has not stored our answer yet (or it was lost); say it again.
             self.stats.duplicate_commands += 1
+            self.send_ack(command.command_id, AckStatus.RECEIVED)
             return
         self.stats.commands += 1
         self.send_ack(command.command_id, AckStatus.RECEIVED)
-        if command.expires_at is not None and command.expires_at < self.clock():
-            self.send_ack(command.command_id, AckStatus.REJECTED, "expired before it arrived")
-            return
         if self.on_command is not None:
             try:
                 self.on_command(self, command, topic)
             except Exception:
                 log.exception("%s: command handler failed", self.id)
+
+    def _refuse(self, topic: str, payload: bytes, refused: CommandRefused) -> None:
+        """Answer ``rejected`` with the reason when the command could be read; count and log it either way."""
+        self.stats.invalid_commands += 1
+        command = refused.command
+        log.warning("%s: refused command on %s: %s; payload %r", self.id, topic, refused, payload[:200])
+        if command is None:
+            return  # nothing to name in an ack
+        if refused.reason is CommandRejection.NOT_ADDRESSED and topic != self.topics.cmd_terminal(self.id):
+            return  # a copy for someone else on a shared topic: not ours to answer
+        self.send_ack(command.command_id, AckStatus.REJECTED, str(refused))
