@@ -8,12 +8,15 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Callable, Iterator
 
 import paho.mqtt.client as paho
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion
 
+from schemas.commands import Command
 from schemas.settings import Settings
 
 
@@ -124,3 +127,31 @@ def clear_retained(broker: Broker, prefix: str) -> Iterator[list[str]]:
         for t in topics:
             s.publish(t, b"", retain=True)
         s.close()
+
+
+# --- signed commands -------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def order_key() -> Ed25519PrivateKey:
+    """The platform's signing key for this test session (made here, never written anywhere)."""
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture(scope="session")
+def forger_key() -> Ed25519PrivateKey:
+    """Somebody else's key: what a forged order is signed with."""
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture
+def make_command() -> Callable[..., Command]:
+    """Builds a valid task command issued now; keyword arguments override its fields."""
+
+    def make(**fields: object) -> Command:
+        base: dict[str, object] = dict(
+            command_id=uuid.uuid4(), order_id=uuid.uuid4(), issued_at=datetime.now(UTC), kind="task",
+            title="Check the market", issued_by="duty-1",
+        )
+        base.update(fields)
+        return Command(**base)  # type: ignore[arg-type]
+
+    return make

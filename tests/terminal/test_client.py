@@ -12,6 +12,7 @@ from schemas.ack import AckStatus
 from schemas.commands import Command
 from schemas.events import EventKind, SosBody, parse_event
 from schemas.gps import parse_gps_payload
+from schemas.signing import sign_command
 from schemas.status import TerminalStatus
 from schemas.topics import Topics
 from terminal.client import Channel, Outgoing, TerminalClient, TerminalConfig, chunk_outgoing
@@ -172,9 +173,12 @@ def test_last_will_retained_when_the_client_dies(broker, prefix, raw_subscriber,
     assert json.loads(msgs[0].payload) == {"online": False}
 
 
-def test_commands_on_all_three_topics_received_deduped_and_acked(broker, prefix, raw_subscriber, clear_retained) -> None:
+def test_commands_on_all_three_topics_received_deduped_and_acked(broker, prefix, raw_subscriber, clear_retained, order_key, make_command) -> None:
     got: list[tuple[Command, str]] = []
-    c = make_client(broker, prefix, grids=("360602001001", "360602001002"), on_command=lambda cl, cmd, topic: got.append((cmd, topic))).start()
+    c = make_client(
+        broker, prefix, grids=("360602001001", "360602001002"), platform_key=order_key.public_key(),
+        on_command=lambda cl, cmd, topic: got.append((cmd, topic)),
+    ).start()
     t = Topics(prefix)
     clear_retained.append(t.terminal(c.id, "status"))
     sub = raw_subscriber([t.terminal(c.id, "ack")])
@@ -184,20 +188,23 @@ def test_commands_on_all_three_topics_received_deduped_and_acked(broker, prefix,
         ids = [uuid.uuid4() for _ in range(4)]
         targets = [t.cmd_terminal(c.id), t.cmd_grid("360602001002"), t.cmd_all, t.cmd_grid("999999999999")]
         for cid, topic in zip(ids, targets):
-            cmd = Command(command_id=cid, issued_at=c.clock(), kind="task", title="Check the market", issued_by="duty")
-            sub.publish(topic, cmd.model_dump_json())
-        sub.publish(targets[0], Command(command_id=ids[0], issued_at=c.clock(), kind="task", title="again", issued_by="duty").model_dump_json())
-        sub.publish(targets[0], b'{"command_id": "not-a-uuid"}')
-        acks = sub.wait_for(lambda ms: len(ms) >= 3)
+            sub.publish(topic, sign_command(order_key, make_command(command_id=cid)))
+        sub.publish(targets[0], sign_command(order_key, make_command(command_id=ids[0], title="again")))
+        sub.publish(targets[0], b'{"command_id": "not-a-uuid"}')  # not even an envelope: nothing to answer
+        acks = sub.wait_for(lambda ms: len(ms) >= 4)
         time.sleep(0.3)
         assert [(cmd.command_id, topic) for cmd, topic in got] == list(zip(ids[:3], targets[:3]))
         c.send_ack(ids[0], AckStatus.ACCEPTED)
         c.send_ack(ids[0], AckStatus.DONE, "sealed the stall")
-        acks = sub.wait_for(lambda ms: len(ms) >= 5)
+        acks = sub.wait_for(lambda ms: len(ms) >= 6)
     finally:
         c.stop()
     parsed = [json.loads(m.payload) for m in acks]
-    assert [(p["command_id"], p["status"]) for p in parsed] == [(str(i), "received") for i in ids[:3]] + [(str(ids[0]), "accepted"), (str(ids[0]), "done")]
+    assert [(p["command_id"], p["status"]) for p in parsed] == [(str(i), "received") for i in ids[:3]] + [
+        (str(ids[0]), "received"),  # the re-send is answered again, not handled again
+        (str(ids[0]), "accepted"),
+        (str(ids[0]), "done"),
+    ]
     assert c.stats.duplicate_commands == 1 and c.stats.invalid_commands == 1
 
 
