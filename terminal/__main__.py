@@ -27,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--pg-dsn", default=s.pg_dsn, help="registry database")
     sim.add_argument("--state-dir", type=Path, default=None, help="persist each terminal's seq and offline buffer here")
     sim.add_argument("--progress-s", type=float, default=5.0, help="seconds between progress lines")
+    sim.add_argument(
+        "--order-public-key", type=Path, default=s.order_public_key,
+        help=f"the platform's Ed25519 public key (PEM) the terminals verify orders with (default {s.order_public_key})",
+    )
     fb = sub.add_parser("fleet-bench", help="measure N terminal sessions on one network thread")
     fb.add_argument("--terminals", type=int, default=1000)
     fb.add_argument("--fixes-per-terminal", type=int, default=20)
@@ -61,6 +65,18 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     if args.terminals is not None:
         specs = specs[: args.terminals]
+    platform_key = None
+    if args.order_public_key.exists():
+        from schemas.signing import key_id, load_public_key
+
+        try:
+            platform_key = load_public_key(args.order_public_key)
+        except ValueError as exc:
+            log.error("%s is not an Ed25519 public key in PEM form (%s): fix it or pass --order-public-key", args.order_public_key, exc)
+            return 2
+        log.info("terminals verify orders with %s (key id %s)", args.order_public_key, key_id(platform_key))
+    else:
+        log.warning("no platform public key at %s (make one with `python -m orders keygen`)", args.order_public_key)
     log.info(
         "simulating %d terminals against %s:%d (prefix %s), fix every %.1f simulated s, speed-up x%g",
         len(specs), args.mqtt_host, args.mqtt_port, args.prefix, args.interval_s, args.speedup,
@@ -77,13 +93,15 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         state_dir=args.state_dir,
         progress_every_s=args.progress_s,
+        platform_key=platform_key,
     )
     install_sigint(simulator)
     stats = simulator.run_for(args.duration_s)
     log.info(
-        "stopped after %.0f s (%.0f simulated): %d fixes (%.0f/s), %d events %s, %d acks, %d commands, %d offline episodes",
+        "stopped after %.0f s (%.0f simulated): %d fixes (%.0f/s), %d events %s, %d acks, %d commands (%d refused), "
+        "%d offline episodes",
         stats.elapsed_s, stats.sim_elapsed_s, stats.fixes, stats.fixes_per_s, stats.events, stats.events_by_kind,
-        stats.acks, stats.commands, stats.offline_episodes,
+        stats.acks, stats.commands, stats.refused, stats.offline_episodes,
     )
     return 0
 

@@ -16,8 +16,13 @@ The working day, compressed into cycles:
 * now and then the network drops for a few minutes (the client buffers), and now and then the
   officer wanders outside the region (a waypoint 100–500 m beyond its border) and comes back.
 
-Positions stay inside the region except while ``off_region_reason`` is set ("wander", or
-"dispatch" when an emergency order sends the officer somewhere).
+* **orders** (terminal.response): a verified command handed to :meth:`VirtualOfficer.receive_command`
+  is answered like a person would (``accepted`` after a delay, some ``rejected``, a few never);
+  an accepted order with a place sends the officer there (phase ``response``: walking, or driving
+  when far), ``done`` some minutes after arriving, then back to patrol.
+
+Positions stay inside the region except while ``off_region_reason`` is set ("wander", "dispatch"
+while an order takes the officer elsewhere, "returning" on the way back).
 """
 
 from __future__ import annotations
@@ -33,8 +38,7 @@ from shapely import prepared
 from shapely.geometry import LineString, Point
 from shapely.geometry.base import BaseGeometry
 
-from schemas.ack import AckStatus
-from schemas.commands import Command, CommandKind
+from schemas.commands import Command
 from schemas.events import (
     Attachment,
     ChecklistAnswer,
@@ -51,6 +55,7 @@ from schemas.events import (
     Signature,
     SosBody,
 )
+from terminal.response import AckAction, OrderResponder, ResponseConfig
 
 M_PER_DEG_LAT = 111_320.0
 
@@ -118,16 +123,7 @@ class NetworkAction:
     online: bool
 
 
-Action = FixAction | EventAction | NetworkAction
-
-
-@dataclass(frozen=True)
-class AckPlan:
-    """Answer ``status`` (with ``note``) ``after_s`` simulated seconds after the command arrived."""
-
-    after_s: float
-    status: AckStatus
-    note: str | None = None
+Action = FixAction | EventAction | NetworkAction | AckAction
 
 
 @dataclass
@@ -147,8 +143,8 @@ class BehaviourConfig:
     offline_s: tuple[float, float] = (60, 900)
     wander_per_hour: float = 0.1
     heartbeat_every_ticks: int = 6
-    reject_share: float = 0.05
     start_on_patrol: bool = True
+    response: ResponseConfig = field(default_factory=ResponseConfig)  # answering orders
 
 
 CHECKLIST = {
@@ -166,7 +162,8 @@ REPORT_TEXT = {
 }
 SERIOUS_TEXT = ["发现疑似食物中毒事件", "Suspected counterfeit drugs in quantity", "电梯困人事故隐患"]
 
-Phase = Literal["patrol", "inspection", "break"]
+Phase = Literal["patrol", "inspection", "break", "response"]
+ARRIVED_M = 5.0  # within this of the order's place the officer stands at it
 
 
 def _metres(a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -233,6 +230,9 @@ class VirtualOfficer:
         self.target_entity: Entity | None = None
         self.ticks = 0
         self.counter = 0
+        self.return_to: tuple[float, float] | None = None
+        # its own stream, so answers do not depend on how many ticks came before the order
+        self.orders = OrderResponder(random.Random(f"{seed}:{terminal_id}:orders"), self.cfg.response)
         if not self.cfg.start_on_patrol:
             self.phase_until = self.rng.uniform(*self.cfg.break_s)
 
@@ -244,7 +244,16 @@ class VirtualOfficer:
         out: list[Action] = []
         hours = dt / 3600.0
         self._network(now, hours, out)
-        if self.phase == "break" and now >= self.phase_until:
+        out.extend(self.orders.due(now))
+        destination = self.orders.destination
+        if destination is not None and (self.phase != "response" or destination != self.waypoint):
+            self._head_for(destination)
+        elif destination is None and self.phase == "response":
+            self._end_response(now, out)
+        if self.phase == "response":
+            self._response_step(now, dt)
+            out.append(self._fix())
+        elif self.phase == "break" and now >= self.phase_until:
             self._start_patrol(now, out)
         elif self.phase == "patrol":
             if now >= self.phase_until and self.off_region_reason is None:
@@ -262,17 +271,47 @@ class VirtualOfficer:
         self.battery = max(5.0, self.battery - 0.8 * hours * (3 if self.speed > 0 else 1))
         return out
 
-    def answer_command(self, command: Command) -> list[AckPlan]:
-        """The officer's answers after ``received`` (sent by the client at once)."""
-        if not command.requires_ack:
-            return []
-        if self.rng.random() < self.cfg.reject_share:
-            return [AckPlan(self.rng.uniform(5, 60), AckStatus.REJECTED, self.rng.choice(["正在处理其他紧急任务", "Off duty today", "车辆故障"]))]
-        accept = self.rng.uniform(5, 60)
-        work = self.rng.uniform(300, 1800) if command.kind != CommandKind.MESSAGE else self.rng.uniform(10, 60)
-        if command.kind == CommandKind.EMERGENCY and command.lat is not None and command.lon is not None:
-            self._dispatch((command.lon, command.lat))
-        return [AckPlan(accept, AckStatus.ACCEPTED), AckPlan(accept + work, AckStatus.DONE)]
+    def receive_command(self, command: Command, now: float) -> None:
+        """A command the terminal verified (it has answered ``received``); the answers come out
+        of later ticks as :class:`AckAction`."""
+        self.orders.receive(command, now)
+
+    # --- orders -------------------------------------------------------------------------------------
+    def _head_for(self, place: tuple[float, float]) -> None:
+        """Drop what the officer was doing (an inspection stays unfinished) and go to ``place``."""
+        if self.phase != "response" and self.region.contains(*self.pos):
+            self.return_to = self.pos  # (on a wander, return_to is already where it began)
+        self.phase = "response"
+        self.target_entity = None
+        self.inspection = None
+        self.waypoint = place
+        self.speed = self.orders.travel_speed(_metres(self.pos, place))
+        self.off_region_reason = None if self.region.covers_segment(self.pos, place) else "dispatch"
+
+    def _response_step(self, now: float, dt: float) -> None:
+        if self.pos == self.waypoint:  # standing at the place
+            self.speed = 0.0
+            self.orders.arrived(now)
+            return
+        before = self.pos
+        self.heading = _bearing(before, self.waypoint)
+        self.pos = _toward(before, self.waypoint, self.speed * dt)
+        if _metres(self.pos, self.waypoint) <= ARRIVED_M:
+            self.pos = self.waypoint
+            self.orders.arrived(now)
+        self.patrol_distance += _metres(before, self.pos)
+        if self.off_region_reason is None and not self.region.contains(*self.pos):
+            self.off_region_reason = "dispatch"  # amended to a place outside, say
+
+    def _end_response(self, now: float, out: list[Action]) -> None:
+        """Done or stood down: back to where the officer left the patrol."""
+        back = self.return_to or self.region.random_point(self.rng)
+        self.phase = "patrol"
+        if self.patrol_id is None:
+            self._start_patrol(now, out)
+        self.phase_until = max(self.phase_until, now + 600)
+        self.waypoint = back
+        self.off_region_reason = None if self.region.covers_segment(self.pos, back) else "returning"
 
     # --- phases ---------------------------------------------------------------------------------
     def _start_patrol(self, now: float, out: list[Action]) -> None:
@@ -390,9 +429,6 @@ class VirtualOfficer:
             if self.off_region_reason == "wander":
                 self.off_region_reason = "returning"
                 self.waypoint = self._back_inside()
-            elif self.off_region_reason == "dispatch":
-                self.off_region_reason = "returning"
-                self.waypoint = self._back_inside()
             else:
                 self._new_waypoint()
         self.speed = self._speed()
@@ -442,21 +478,8 @@ class VirtualOfficer:
                 self.waypoint = cand
                 return
 
-    def _dispatch(self, target: tuple[float, float]) -> None:
-        self.return_to = self.pos
-        self.waypoint = target
-        self.drives = True
-        self.off_region_reason = None if self.region.covers_segment(self.pos, target) else "dispatch"
-        self.target_entity = None
-        self.inspection = None  # an emergency order interrupts an inspection
-        if self.phase != "patrol":
-            self.counter += 1
-            self.phase = "patrol"
-            self.patrol_id = f"P-{self.id}-{self.counter}"
-        self.phase_until = max(self.phase_until, self.now + 3600)
-
     def _back_inside(self) -> tuple[float, float]:
-        return getattr(self, "return_to", None) or self.region.random_point(self.rng)
+        return self.return_to or self.region.random_point(self.rng)
 
     # --- builders -----------------------------------------------------------------------------------
     def _fix(self) -> FixAction:

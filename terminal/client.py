@@ -284,6 +284,8 @@ class TerminalClient:
     a loop thread of its own, started by :meth:`start`.
     """
 
+    _no_key_logged = False  # "no platform key" is logged at ERROR once per process
+
     def __init__(
         self,
         config: TerminalConfig,
@@ -538,7 +540,13 @@ class TerminalClient:
         """Answer ``rejected`` with the reason when the command could be read; count and log it either way."""
         self.stats.invalid_commands += 1
         command = refused.command
-        log.warning("%s: refused command on %s: %s; payload %r", self.id, topic, refused, payload[:200])
+        if refused.reason is CommandRejection.NO_KEY:
+            # a provisioning problem of the whole process (a fleet would say it once per terminal)
+            level = logging.DEBUG if TerminalClient._no_key_logged else logging.ERROR
+            TerminalClient._no_key_logged = True
+            log.log(level, "%s: refused command on %s: no platform public key provisioned (every order is refused)", self.id, topic)
+        else:
+            log.warning("%s: refused command on %s: %s; payload %r", self.id, topic, refused, payload[:200])
         if command is None:
             return  # nothing to name in an ack
         if refused.reason is CommandRejection.NOT_ADDRESSED and topic != self.topics.cmd_terminal(self.id):

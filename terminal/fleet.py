@@ -27,6 +27,7 @@ class FleetTotals:
     events: int
     acks: int
     commands: int
+    refused: int
     buffered: int
     in_flight: int
     buffer_dropped: int
@@ -116,6 +117,7 @@ class TerminalFleet:
             events=sum(c.stats.events for c in cs),
             acks=sum(c.stats.acks for c in cs),
             commands=sum(c.stats.commands for c in cs),
+            refused=sum(c.stats.invalid_commands for c in cs),
             buffered=sum(len(c.buffer) for c in cs),
             in_flight=sum(len(c._unacked) for c in cs),
             buffer_dropped=sum(c.buffer.dropped for c in cs),

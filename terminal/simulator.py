@@ -2,6 +2,7 @@
 
     python -m terminal simulate [--terminals N] [--speedup X] [--interval-s 5] [--duration-s D]
                                 [--seed S] [--synthetic N] [--mqtt-host H] [--mqtt-port P]
+                                [--order-public-key PATH]
 
 By default every terminal in the registry (PostgreSQL: terminal → person → person_grid → grid
 geometry, and the market entities of those grids) becomes a virtual officer. ``--synthetic N``
@@ -11,6 +12,14 @@ tests.
 Time: behaviour runs in simulated time (``interval_s`` simulated seconds per tick, a tick every
 ``interval_s / speedup`` real seconds), but every message is stamped with the real wall clock
 (UTC), so the platform's future/past timestamp checks pass at any speed-up.
+
+Orders: every terminal verifies commands with the platform's public key (``platform_key``; the
+CLI loads ``Settings.order_public_key``). Without it every order is refused (``no_key``): the
+simulator says so once, loudly, at start. Verified commands go to the officer's behaviour
+(terminal.response), whose answers come out of its ticks in simulated time, so ``--speedup``
+shortens the human delays, the walk to the place and the time on site alike. The sessions are
+persistent (clean start off, ``TerminalConfig.session_expiry_s``, a day): an officer whose network
+drops gets the orders sent meanwhile when it comes back, and answers then.
 
 In-process use (tests, benchmarks)::
 
@@ -28,13 +37,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from shapely.geometry import Polygon, box, shape
 from shapely.ops import unary_union
 
 from schemas.commands import Command
 from terminal.behaviour import (
-    AckPlan,
+    AckAction,
     BehaviourConfig,
     Entity,
     EventAction,
@@ -79,6 +89,7 @@ class SimStats:
     events: int = 0
     acks: int = 0
     commands: int = 0
+    refused: int = 0  # commands the terminals refused (bad signature, not for them, expired, no key)
     buffered: int = 0
     offline_episodes: int = 0
     events_by_kind: dict[str, int] = field(default_factory=dict)
@@ -188,9 +199,16 @@ class Simulator:
         state_dir: Path | None = None,
         progress_every_s: float = 5.0,
         connect_rate: float = 1000.0,
+        platform_key: Any = None,
     ) -> None:
         if not specs:
             raise RegistryEmpty("no terminals to simulate")
+        if platform_key is None:
+            log.warning(
+                "NO PLATFORM PUBLIC KEY: the %d simulated terminals cannot verify orders and will refuse every "
+                "one (rejected, no_key). Provision the dispatcher's public key (Settings.order_public_key, "
+                "or --order-public-key).", len(specs),
+            )
         self.specs = specs
         self.interval_s = interval_s
         self.speedup = speedup
@@ -213,6 +231,7 @@ class Simulator:
                 prefix=prefix,
                 state_path=(state_dir / f"{tid}.state.json") if state_dir else None,
                 buffer_path=(state_dir / f"{tid}.buffer.jsonl") if state_dir else None,
+                platform_key=platform_key,
             )
             self.fleet.add(cfg, on_command=self._on_command, battery=lambda o=officer: round(o.battery, 1))
 
@@ -251,6 +270,8 @@ class Simulator:
             client.send_event(action.kind, action.body, lat=action.lat, lon=action.lon)
             k = action.kind.value
             self.stats.events_by_kind[k] = self.stats.events_by_kind.get(k, 0) + 1
+        elif isinstance(action, AckAction):
+            client.send_ack(action.command_id, action.status, action.note)
         elif isinstance(action, NetworkAction):
             if action.online:
                 client.go_online()
@@ -259,13 +280,8 @@ class Simulator:
                 client.go_offline()
 
     def _on_command(self, client: TerminalClient, command: Command, topic: str) -> None:
-        officer = self.officers[client.id]
-        for plan in officer.answer_command(command):
-            self.fleet.loop.call_later(plan.after_s / self.speedup, self._send_plan, client, command, plan)
-
-    def _send_plan(self, client: TerminalClient, command: Command, plan: AckPlan) -> None:
-        if self._running:
-            client.send_ack(command.command_id, plan.status, plan.note)
+        # on the fleet's loop thread, like the ticks: the officer needs no lock
+        self.officers[client.id].receive_command(command, self.sim_now())
 
     def snapshot(self) -> SimStats:
         t = self.fleet.totals()
@@ -273,6 +289,7 @@ class Simulator:
         s.elapsed_s = time.monotonic() - self._t0 if self._t0 else 0.0
         s.sim_elapsed_s = s.elapsed_s * self.speedup
         s.connected, s.fixes, s.events, s.acks, s.commands, s.buffered = t.connected, t.fixes, t.events, t.acks, t.commands, t.buffered
+        s.refused = t.refused
         s.fleet = t
         return s
 
@@ -297,9 +314,10 @@ class Simulator:
                     last_fixes, last_t = s.fixes, now
                     next_log = now + self.progress_every_s
                     log.info(
-                        "t=%.0fs sim=%.0fs connected=%d/%d fixes=%d (%.0f/s) events=%d buffered=%d in_flight=%d acks=%d commands=%d offline_episodes=%d",
+                        "t=%.0fs sim=%.0fs connected=%d/%d fixes=%d (%.0f/s) events=%d buffered=%d in_flight=%d acks=%d "
+                        "commands=%d refused=%d offline_episodes=%d",
                         s.elapsed_s, s.sim_elapsed_s, s.connected, s.terminals, s.fixes, rate, s.events, s.buffered,
-                        s.fleet.in_flight if s.fleet else 0, s.acks, s.commands, s.offline_episodes,
+                        s.fleet.in_flight if s.fleet else 0, s.acks, s.commands, s.refused, s.offline_episodes,
                     )
         finally:
             self.stop()

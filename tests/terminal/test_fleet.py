@@ -8,11 +8,14 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from schemas.events import parse_event
+from schemas.signing import sign_command
 from schemas.gps import parse_gps_payload
 from schemas.status import TerminalStatus
 from schemas.topics import Topics
+from terminal.behaviour import BehaviourConfig
 from terminal.client import TerminalConfig
 from terminal.fleet import TerminalFleet
+from terminal.response import ResponseConfig
 from terminal.simulator import Simulator, synthetic_specs
 
 
@@ -77,26 +80,52 @@ def test_simulator_in_process_run_for(broker, prefix, raw_subscriber, clear_reta
     assert set(last_status.values()) == {False}, "a clean stop leaves every terminal offline"
 
 
-def test_simulator_answers_commands(broker, prefix, raw_subscriber, clear_retained) -> None:
-    specs = synthetic_specs(3, seed=1)
+def test_simulator_answers_signed_orders_like_people(broker, prefix, raw_subscriber, clear_retained, order_key, forger_key, make_command) -> None:
+    specs = synthetic_specs(6, seed=1)
     t = Topics(prefix)
     clear_retained.extend(t.terminal(s.terminal_id, "status") for s in specs)
-    sub = raw_subscriber([f"{prefix}/t/+/ack"])
-    sim = Simulator(specs, host=broker.host, port=broker.port, prefix=prefix, speedup=600, seed=1)
+    sub = raw_subscriber([f"{prefix}/t/+/ack", f"{prefix}/t/+/gps"])
+    people = BehaviourConfig(offline_per_hour=0, response=ResponseConfig(silent_share=0.0, reject_share=0.3))
+    sim = Simulator(specs, host=broker.host, port=broker.port, prefix=prefix, speedup=600, seed=1, behaviour=people, platform_key=order_key.public_key())
+    away = specs[0].terminal_id
+    places = {s.terminal_id: (lambda c: (round(c.x, 6), round(c.y, 6)))(s.region.geometry.centroid) for s in specs}
+    orders = {tid: make_command(kind="emergency", priority="critical", to=tid, lon=lon, lat=lat) for tid, (lon, lat) in places.items()}
     sim.start()
     try:
-        assert sim.fleet.wait_connected(timeout=10)
+        assert sim.fleet.wait_connected(timeout=20)
+        time.sleep(0.3)  # SUBACKs
+        sim.fleet.loop.run_sync(lambda: sim.fleet.clients[away].go_offline())
         time.sleep(0.3)
-        cmd = {"command_id": "6f1d3c1e-2b7a-4c1e-9f3a-0a5b2c7d8e90", "issued_at": datetime.now(UTC).isoformat(), "kind": "task", "title": "All hands", "issued_by": "duty"}
-        sub.publish(t.cmd_all, json.dumps(cmd))
-        # received at once, then accepted/done (or rejected) within simulated minutes = real seconds at x600
-        acks = sub.wait_for(lambda ms: sum(b'"done"' in m.payload or b'"rejected"' in m.payload for m in ms) >= 3, timeout=15)
+        forged = make_command(kind="emergency", title="Everyone to the river")
+        sub.publish(t.cmd_all, sign_command(forger_key, forged))
+        for tid, cmd in orders.items():  # one signed copy per terminal, as the dispatcher sends them
+            sub.publish(t.cmd_terminal(tid), sign_command(order_key, cmd))
+
+        def acks_of(ms, tid):
+            return [json.loads(m.payload) for m in ms if m.topic == t.terminal(tid, "ack")]
+
+        def final(ms, tid):
+            return any(a["status"] in ("done", "rejected") and a["command_id"] == str(orders[tid].command_id) for a in acks_of(ms, tid))
+
+        others = [s.terminal_id for s in specs if s.terminal_id != away]
+        sub.wait_for(lambda ms: all(final(ms, tid) for tid in others), timeout=30)
+        assert acks_of(sub.messages, away) == [], "an officer without network answers nothing"
+        sim.fleet.loop.run_sync(lambda: sim.fleet.clients[away].go_online())
+        msgs = sub.wait_for(lambda ms: all(final(ms, tid) for tid in places), timeout=30)
     finally:
         sim.stop()
-    by_terminal: dict[str, list[str]] = {}
-    for m in acks:
-        by_terminal.setdefault(m.topic.split("/")[-2], []).append(json.loads(m.payload)["status"])
-    assert set(by_terminal) == {s.terminal_id for s in specs}
-    for statuses in by_terminal.values():
-        assert statuses[0] == "received"
-        assert statuses[1:] in (["accepted", "done"], ["rejected"])
+    answered: dict[str, list[str]] = {}
+    for tid, cmd in orders.items():
+        acks = acks_of(msgs, tid)
+        assert [a["note"].split(":")[0] for a in acks if a["command_id"] == str(forged.command_id)] in (["bad_signature"], [])
+        answered[tid] = [a["status"] for a in acks if a["command_id"] == str(cmd.command_id)]
+        assert answered[tid] in (["received", "accepted", "done"], ["received", "rejected"]), answered
+    assert sum(a[-1] == "done" for a in answered.values()) >= 2
+    forged_refusals = [a for tid in places for a in acks_of(msgs, tid) if a["command_id"] == str(forged.command_id)]
+    assert len(forged_refusals) >= len(others), "every connected terminal refused the forgery"
+    # those who accepted went to the place (their fixes reach it) before reporting done
+    for tid, statuses in answered.items():
+        if statuses[-1] == "done":
+            fixes = [f for m in msgs if m.topic == t.terminal(tid, "gps") for f in parse_gps_payload(m.payload)]
+            assert any((round(f.lon, 6), round(f.lat, 6)) == places[tid] for f in fixes), tid
+    assert sim.snapshot().refused >= len(others)
