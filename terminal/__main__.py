@@ -71,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             platform_key = load_public_key(args.order_public_key)
-        except ValueError as exc:
-            log.error("%s is not an Ed25519 public key in PEM form (%s): fix it or pass --order-public-key", args.order_public_key, exc)
+        except (ValueError, OSError) as exc:
+            log.error("cannot use %s as the platform's Ed25519 public key (PEM): %s; fix it or pass --order-public-key", args.order_public_key, exc)
             return 2
         log.info("terminals verify orders with %s (key id %s)", args.order_public_key, key_id(platform_key))
     else:
