@@ -23,7 +23,8 @@ import yaml
 from pydantic import BaseModel, TypeAdapter
 
 from schemas.ack import AckStatus, CommandAck
-from schemas.commands import Command, CommandKind, Priority
+from schemas.asyncapi_commands import ANSWERS, EXAMPLE_KID, EXAMPLE_PUBLIC_PEM, VERIFICATION, signed_examples
+from schemas.commands import Command, SignedCommand
 from schemas.events import (
     Attachment,
     ChecklistAnswer,
@@ -106,8 +107,11 @@ NOTES: list[str] = [
     "events and acks one by one.",
     "Unknown fields are kept (forward compatibility) but never trusted: they are stored as `extra` and nothing decides on them.",
     "Timestamps are RFC 3339 with an offset (`Z` or `+08:00`); the terminal stamps them with its own wall clock.",
-    "Commands: a terminal subscribes to cmd/t/{its id}, cmd/grid/{each of its level-2 grids} and cmd/all, "
-    "answers `received` at once, dedupes by command_id, then `accepted`/`done` or `rejected` (with a note).",
+    "Commands: a terminal subscribes to cmd/t/{its id}, cmd/grid/{each of its level-2 grids} and cmd/all. Every "
+    "command is a `SignedCommand` (the `Command` as JSON text in `cmd`, an Ed25519 signature of those bytes in "
+    "`sig`); the platform sends one copy per recipient on cmd/t/{id}, addressed with `to`. The terminal verifies "
+    "it (see Commands below), answers `received` at once, dedupes by command_id, then `accepted`/`done` or "
+    "`rejected` (with a note).",
     "Attachments (photos, voice, video, signatures) travel as references (URL or object key, media type, size, sha256), "
     "never as bytes in an MQTT payload.",
 ]
@@ -164,6 +168,7 @@ def examples() -> dict[str, list[tuple[str, Any]]]:
     )
     ev = dict(lat=28.2611, lon=117.0360)
     fixes = [example_fix(1001 + i, i) for i in range(3)]
+    signed = signed_examples(T0, CMD_ID)
     return {
         "GpsFix": [("one fix", d(fixes[0]))],
         "GpsFixArray": [
@@ -199,32 +204,23 @@ def examples() -> dict[str, list[tuple[str, Any]]]:
         ],
         "CommandAck": [
             ("received", d(CommandAck(command_id=CMD_ID, ts=T0 + timedelta(seconds=1), status=AckStatus.RECEIVED))),
-            ("rejected", d(CommandAck(command_id=CMD_ID, ts=T0 + timedelta(minutes=2), status=AckStatus.REJECTED, note="On sick leave today"))),
+            ("accepted", d(CommandAck(command_id=CMD_ID, ts=T0 + timedelta(seconds=40), status=AckStatus.ACCEPTED))),
+            ("done", d(CommandAck(command_id=CMD_ID, ts=T0 + timedelta(minutes=38), status=AckStatus.DONE, note="Kitchen sealed, samples taken"))),
+            ("rejected by the officer", d(CommandAck(command_id=CMD_ID, ts=T0 + timedelta(minutes=2), status=AckStatus.REJECTED, note="On sick leave today"))),
+            *signed["CommandAck"],
         ],
         "TerminalStatus": [
             ("online", d(TerminalStatus(online=True, ts=T0, battery_pct=81.0, app_version="gridwatch-terminal/1.0"))),
             ("last will", d(TerminalStatus(online=False))),
         ],
-        "Command": [
-            (
-                "emergency order",
-                d(
-                    Command(
-                        command_id=CMD_ID,
-                        issued_at=T0,
-                        kind=CommandKind.EMERGENCY,
-                        priority=Priority.CRITICAL,
-                        title="Suspected food poisoning at a restaurant",
-                        body="Go to the site, seal the kitchen, report back.",
-                        issued_by="duty-officer-2",
-                        expires_at=T0 + timedelta(hours=2),
-                        lat=28.2633,
-                        lon=117.0402,
-                    )
-                ),
-            )
-        ],
+        "SignedCommand": signed["SignedCommand"],
     }
+
+
+def command_examples() -> dict[str, list[tuple[str, Any]]]:
+    """The Commands inside the signed examples, and a tampered envelope (documentation only)."""
+    signed = signed_examples(T0, CMD_ID)
+    return {"Command": signed["Command"], "TamperedCommand": signed["TamperedCommand"]}
 
 
 # --- the document --------------------------------------------------------------------------
@@ -249,6 +245,10 @@ def build_document(prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:
     _collect(schemas, "CommandAck", CommandAck.model_json_schema(ref_template=REF))
     _collect(schemas, "TerminalStatus", TerminalStatus.model_json_schema(ref_template=REF))
     _collect(schemas, "Command", Command.model_json_schema(ref_template=REF))
+    envelope = SignedCommand.model_json_schema(ref_template=REF)
+    # JSON Schema's own words for "this string holds JSON of that schema"
+    envelope["properties"]["cmd"].update(contentMediaType="application/json", contentSchema={"$ref": REF.format(model="Command")})
+    _collect(schemas, "SignedCommand", envelope)
     ex = examples()
 
     def message(name: str, schema: str, title: str, summary: str) -> dict[str, Any]:
@@ -269,7 +269,10 @@ def build_document(prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:
         "TerminalEvent": message("TerminalEvent", "TerminalEvent", "Terminal event", "Inspection, report, SOS, patrol, heartbeat"),
         "CommandAck": message("CommandAck", "CommandAck", "Command acknowledgement", "received, accepted, done or rejected"),
         "TerminalStatus": message("TerminalStatus", "TerminalStatus", "Presence (retained)", "online true on connect; the Last Will says false"),
-        "Command": message("Command", "Command", "Command to terminals", "Emergency order, task or message"),
+        "SignedCommand": message(
+            "SignedCommand", "SignedCommand", "Signed command to terminals",
+            "Emergency order, task or message (a Command in `cmd`), signed by the platform: verify before acting",
+        ),
     }
     tid = {"description": "The terminal's id (the identity; pattern ^[A-Za-z0-9_-]{1,64}$)", "examples": ["T-0001"]}
     grid = {"description": "A level-2 grid code", "examples": ["360602001001"]}
@@ -293,9 +296,14 @@ def build_document(prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:
             topics.terminal("{terminal_id}", Channel.STATUS), ["TerminalStatus"],
             "Presence, retained; also the terminal's Last Will", {"terminal_id": tid},
         ),
-        "commandAll": chan(topics.cmd_all, ["Command"], "Commands to every terminal", {}),
-        "commandGrid": chan(topics.cmd_grid("{grid_code}"), ["Command"], "Commands to the terminals of one level-2 grid", {"grid_code": grid}),
-        "commandTerminal": chan(topics.cmd_terminal("{terminal_id}"), ["Command"], "Commands to one terminal", {"terminal_id": tid}),
+        "commandAll": chan(topics.cmd_all, ["SignedCommand"], "Signed commands to every terminal", {}),
+        "commandGrid": chan(
+            topics.cmd_grid("{grid_code}"), ["SignedCommand"], "Signed commands to the terminals of one level-2 grid", {"grid_code": grid}
+        ),
+        "commandTerminal": chan(
+            topics.cmd_terminal("{terminal_id}"), ["SignedCommand"],
+            "Signed commands to one terminal (orders: one copy per recipient, `to` = this terminal)", {"terminal_id": tid},
+        ),
     }
     for c in channels.values():
         if not c["parameters"]:
@@ -315,9 +323,9 @@ def build_document(prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:
         "receiveEvent": op("receive", "terminalEvent", ["TerminalEvent"], "The platform receives events"),
         "receiveAck": op("receive", "terminalAck", ["CommandAck"], "The platform receives command acknowledgements"),
         "receiveStatus": op("receive", "terminalStatus", ["TerminalStatus"], "The platform receives presence (retained)", True),
-        "sendCommandAll": op("send", "commandAll", ["Command"], "The platform commands every terminal"),
-        "sendCommandGrid": op("send", "commandGrid", ["Command"], "The platform commands one grid's terminals"),
-        "sendCommandTerminal": op("send", "commandTerminal", ["Command"], "The platform commands one terminal"),
+        "sendCommandAll": op("send", "commandAll", ["SignedCommand"], "The platform commands every terminal"),
+        "sendCommandGrid": op("send", "commandGrid", ["SignedCommand"], "The platform commands one grid's terminals"),
+        "sendCommandTerminal": op("send", "commandTerminal", ["SignedCommand"], "The platform commands one terminal"),
     }
 
     description = "\n".join(
@@ -331,6 +339,16 @@ def build_document(prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:
             "",
             "Rules (a breach sends the message to the dead-letter table with the reason shown):",
             *[f"- `{reason}`: {text}" for reason, text in RULES],
+            "",
+            "Commands: verify before acting, in this order; a failure is answered `rejected` with the note "
+            "`<reason>: <detail>` (reasons below):",
+            *[f"- `{reason.value}`: {text}" for reason, text in VERIFICATION],
+            "",
+            "Answering:",
+            *[f"- {text}" for text in ANSWERS],
+            "",
+            f"The signed examples use a documentation-only key (kid `{EXAMPLE_KID}`, public key in "
+            "`x-gridwatch-example-public-key`); a terminal trusts only the platform key it is provisioned with.",
             "",
             "Generated by `python -m schemas.asyncapi` from the pydantic models in schemas/; do not edit by hand.",
         ]
@@ -349,6 +367,8 @@ def build_document(prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:
                 "recommended_fixes_per_array": 500,
             },
             "x-gridwatch-rules": [{"dead_letter_reason": r, "rule": t} for r, t in RULES],
+            "x-gridwatch-command-verification": [{"rejection": r.value, "rule": t} for r, t in VERIFICATION],
+            "x-gridwatch-example-public-key": EXAMPLE_PUBLIC_PEM,
         },
         "defaultContentType": "application/json",
         "servers": {
@@ -416,8 +436,43 @@ def render_readme(doc: dict[str, Any]) -> str:
         lines.append(f"| `{ch['address']}` | {direction} | {payload} | {'yes' if o['bindings']['mqtt']['retain'] else 'no'} |")
     lines += ["", "## Transport", "", *[f"- {n}" for n in NOTES], "", "## Rules and dead-letter reasons", ""]
     lines += ["| reason | rule |", "| --- | --- |", *[f"| `{r}` | {t} |" for r, t in RULES], ""]
+    lines += [
+        "## Commands: verifying and answering",
+        "",
+        "Every command topic carries a `SignedCommand`: `cmd` is the `Command` as JSON text, `sig` the base64 "
+        "Ed25519 signature of the UTF-8 bytes of `cmd`, `kid` which platform key signed it. The terminal is "
+        "provisioned with the platform's public key (PEM) and checks, in this order; a failure is answered "
+        "`rejected` with the note `<reason>: <detail>`:",
+        "",
+        "| reason | check |",
+        "| --- | --- |",
+        *[f"| `{r.value}` | {t} |" for r, t in VERIFICATION],
+        "",
+        "The heart of it, in Python with `cryptography` (any Ed25519 library does the same):",
+        "",
+        "```python",
+        "envelope = json.loads(payload)         # {cmd, sig, kid}",
+        "public_key.verify(                     # raises InvalidSignature",
+        "    base64.b64decode(envelope[\"sig\"]),",
+        "    envelope[\"cmd\"].encode(\"utf-8\"),   # the exact text received",
+        ")",
+        "command = json.loads(envelope[\"cmd\"])  # only now is it trusted",
+        "```",
+        "",
+        "Answering:",
+        "",
+        *[f"- {t}" for t in ANSWERS],
+        "",
+        f"The signed examples below are signed with a documentation-only key (kid `{EXAMPLE_KID}`): use it to "
+        "test a verifier, never trust it in a terminal.",
+        "",
+        "```",
+        EXAMPLE_PUBLIC_PEM.rstrip(),
+        "```",
+        "",
+    ]
     lines += ["## Examples", ""]
-    for msg, items in ex.items():
+    for msg, items in [*ex.items(), *command_examples().items()]:
         for name, payload in items:
             lines += [f"### {msg}: {name}", "", "```json", json.dumps(payload, ensure_ascii=False, indent=2), "```", ""]
     return "\n".join(lines)

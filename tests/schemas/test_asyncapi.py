@@ -5,15 +5,19 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import timedelta
 from typing import Any
 
+import pytest
 import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from schemas import asyncapi
 from schemas.ack import CommandAck
-from schemas.commands import Command
+from schemas.commands import Command, SignedCommand
 from schemas.events import parse_event
 from schemas.gps import parse_gps_payload
+from schemas.signing import CommandRefused, CommandRejection, load_public_key, verify_command
 from schemas.status import TerminalStatus
 from schemas.topics import Channel, Topics
 
@@ -69,6 +73,45 @@ def test_every_ref_resolves_and_every_topic_has_a_channel() -> None:
     assert reasons == {"payload_too_large", "malformed_json", "invalid_fields", "terminal_mismatch", "ts_in_future", "ts_too_old", "unknown_topic"}
 
 
+def test_command_channels_carry_signed_commands_and_every_rejection_is_documented() -> None:
+    doc = yaml.safe_load((asyncapi.OUT_DIR / "asyncapi.yaml").read_text())
+    for name, channel in doc["channels"].items():
+        if name.startswith("command"):
+            assert list(channel["messages"]) == ["SignedCommand"]
+    cmd = doc["components"]["schemas"]["SignedCommand"]["properties"]["cmd"]
+    assert cmd["contentMediaType"] == "application/json" and cmd["contentSchema"] == {"$ref": "#/components/schemas/Command"}
+    documented = [r["rejection"] for r in doc["info"]["x-gridwatch-command-verification"]]
+    assert sorted(documented) == sorted(r.value for r in CommandRejection)
+    readme = (asyncapi.OUT_DIR / "README.md").read_text()
+    assert all(f"| `{r.value}` |" in readme for r in CommandRejection)
+    assert "PRIVATE KEY" not in readme and "PRIVATE KEY" not in yaml.safe_dump(doc)
+
+
+def test_signed_examples_verify_with_the_documented_key_and_the_tampered_one_does_not() -> None:
+    doc = yaml.safe_load((asyncapi.OUT_DIR / "asyncapi.yaml").read_text())  # as a terminal maker reads them
+    key = load_public_key(doc["info"]["x-gridwatch-example-public-key"].encode())
+    now = asyncapi.T0 + timedelta(minutes=1)
+    signed = [json.dumps(e["payload"]).encode() for e in doc["components"]["messages"]["SignedCommand"]["examples"]]
+    assert len(signed) == 3
+    commands = [verify_command(key, b, "T-0001", now) for b in signed]
+    inside = [Command.model_validate(p) for _, p in asyncapi.command_examples()["Command"]]
+    assert commands == inside
+    assert [c.action for c in commands] == ["issue", "amend", "cancel"] and len({c.order_id for c in commands}) == 1
+    with pytest.raises(CommandRefused) as refused:
+        verify_command(key, signed[0], "T-0002", now)
+    assert refused.value.reason is CommandRejection.NOT_ADDRESSED
+    with pytest.raises(CommandRefused) as refused:
+        verify_command(key, signed[0], "T-0001", asyncapi.T0 + timedelta(hours=3))
+    assert refused.value.reason is CommandRejection.EXPIRED
+    ((_, tampered),) = asyncapi.command_examples()["TamperedCommand"]
+    with pytest.raises(CommandRefused) as refused:
+        verify_command(key, json.dumps(tampered).encode(), "T-0001", now)
+    assert refused.value.reason is CommandRejection.BAD_SIGNATURE
+    with pytest.raises(CommandRefused) as refused:  # a platform key that is not the example key
+        verify_command(Ed25519PrivateKey.generate().public_key(), signed[0], "T-0001", now)
+    assert refused.value.reason is CommandRejection.BAD_SIGNATURE
+
+
 def test_examples_validate_against_the_models() -> None:
     parse = {
         "GpsFix": lambda b: parse_gps_payload(b),
@@ -76,7 +119,7 @@ def test_examples_validate_against_the_models() -> None:
         "TerminalEvent": parse_event,
         "CommandAck": CommandAck.model_validate_json,
         "TerminalStatus": TerminalStatus.model_validate_json,
-        "Command": Command.model_validate_json,
+        "SignedCommand": lambda b: Command.model_validate_json(SignedCommand.model_validate_json(b).cmd),
     }
     seen_kinds = set()
     for name, items in asyncapi.examples().items():
