@@ -26,12 +26,9 @@ and handed to the loop.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import threading
 import time
-from collections import OrderedDict, deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,7 +53,10 @@ from schemas.gps import GpsFix
 from schemas.signing import CommandRefused, CommandRejection, verify_command
 from schemas.status import TerminalStatus
 from schemas.topics import Channel, Topics
+from terminal.buffer import OfflineBuffer, Outgoing
+from terminal.chunking import chunk_outgoing
 from terminal.mqtt import ConnectionOptions, MqttConnection, NetworkLoop
+from terminal.seqstate import SeqState
 
 log = logging.getLogger(__name__)
 
@@ -112,166 +112,6 @@ class ClientStats:
     invalid_commands: int = 0
     flushed_messages: int = 0  # messages published by buffer flushes
     buffer_dropped: int = 0
-
-
-class SeqState:
-    """The per-terminal ``seq`` counter and the ids of commands already seen.
-
-    Persisted (atomically, temp file + rename) only every ``block`` messages: the file stores a
-    reserved high-water mark, and a restart continues from it, so seq never goes back (gaps are
-    allowed; duplicates are not).
-    """
-
-    def __init__(self, path: Path | None, *, block: int = 100, seen_max: int = 1000) -> None:
-        self.path = path
-        self.block = block
-        self.seen: OrderedDict[str, None] = OrderedDict()
-        self.seen_max = seen_max
-        start = time.time_ns() // 1_000_000
-        if path is not None and path.exists():
-            data = json.loads(path.read_text())
-            start = int(data["next_seq"])
-            for cid in data.get("seen_commands", []):
-                self.seen[cid] = None
-        self._next = start
-        self._reserved = start
-        self._lock = threading.Lock()
-        self._reserve()
-
-    def next(self) -> int:
-        with self._lock:
-            n = self._next
-            self._next += 1
-            if self._next >= self._reserved:
-                self._reserve()
-            return n
-
-    @property
-    def peek(self) -> int:
-        return self._next
-
-    def seen_command(self, command_id: str) -> bool:
-        """True if already seen; otherwise remembers it (and persists) and returns False."""
-        with self._lock:
-            if command_id in self.seen:
-                return True
-            self.seen[command_id] = None
-            while len(self.seen) > self.seen_max:
-                self.seen.popitem(last=False)
-            self._save()
-            return False
-
-    def _reserve(self) -> None:
-        self._reserved = self._next + self.block
-        self._save()
-
-    def _save(self) -> None:
-        if self.path is None:
-            return
-        data = {"next_seq": self._reserved, "seen_commands": list(self.seen)}
-        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, self.path)
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    channel: Channel
-    payload: bytes
-
-
-class OfflineBuffer:
-    """Ordered, bounded buffer of messages made while offline, optionally persisted (JSON lines)."""
-
-    def __init__(self, maxlen: int, path: Path | None = None) -> None:
-        self.maxlen = maxlen
-        self.path = path
-        self.items: deque[Outgoing] = deque()
-        self.dropped = 0
-        self._fh: Any = None
-        if path is not None:
-            if path.exists():
-                for line in path.read_text().splitlines():
-                    if line.strip():
-                        ch, _, payload = line.partition("\t")
-                        self.items.append(Outgoing(Channel(ch), payload.encode()))
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = path.open("a")
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def append(self, item: Outgoing) -> None:
-        self.items.append(item)
-        if self._fh is not None:
-            self._fh.write(f"{item.channel.value}\t{item.payload.decode()}\n")
-            self._fh.flush()
-        if len(self.items) > self.maxlen:
-            self._drop_one()
-
-    def _drop_one(self) -> None:
-        for i, it in enumerate(self.items):
-            if it.channel is Channel.GPS:
-                del self.items[i]
-                break
-        else:
-            self.items.popleft()
-        self.dropped += 1
-        self._rewrite()
-
-    def drain(self) -> list[Outgoing]:
-        out = list(self.items)
-        self.items.clear()
-        return out
-
-    def forget_persisted(self) -> None:
-        """Everything drained has been acknowledged by the broker: empty the file."""
-        if self._fh is not None and not self.items:
-            self._fh.truncate(0)
-            self._fh.seek(0)
-
-    def _rewrite(self) -> None:
-        if self._fh is None:
-            return
-        self._fh.truncate(0)
-        self._fh.seek(0)
-        self._fh.writelines(f"{i.channel.value}\t{i.payload.decode()}\n" for i in self.items)
-        self._fh.flush()
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-
-
-def chunk_outgoing(items: list[Outgoing], max_array: int, max_bytes: int) -> list[Outgoing]:
-    """Group runs of consecutive single-fix messages into arrays (≤ max_array fixes, ≤ max_bytes);
-    everything else passes through in place. Order is preserved."""
-    out: list[Outgoing] = []
-    run: list[bytes] = []
-    size = 2
-
-    def close_run() -> None:
-        nonlocal run, size
-        if run:
-            out.append(Outgoing(Channel.GPS, b"[" + b",".join(run) + b"]"))
-        run, size = [], 2
-
-    for it in items:
-        if it.channel is not Channel.GPS:
-            close_run()
-            out.append(it)
-            continue
-        fix = it.payload  # always one fix: send_fix buffers single fixes
-        extra = len(fix) + (1 if run else 0)
-        if run and (len(run) >= max_array or size + extra > max_bytes):
-            close_run()
-            extra = len(fix)
-        run.append(fix)
-        size += extra
-    close_run()
-    return out
 
 
 CommandHandler = Callable[["TerminalClient", Command, str], None]

@@ -15,7 +15,7 @@ from schemas.gps import parse_gps_payload
 from schemas.signing import sign_command
 from schemas.status import TerminalStatus
 from schemas.topics import Topics
-from terminal.client import Channel, Outgoing, TerminalClient, TerminalConfig, chunk_outgoing
+from terminal.client import TerminalClient, TerminalConfig
 
 
 def closed_port() -> int:
@@ -206,13 +206,3 @@ def test_commands_on_all_three_topics_received_deduped_and_acked(broker, prefix,
         (str(ids[0]), "done"),
     ]
     assert c.stats.duplicate_commands == 1 and c.stats.invalid_commands == 1
-
-
-def test_chunking_respects_count_and_size_limits() -> None:
-    fix = b'{"seq":1,"ts":"2025-01-01T00:00:00Z","lat":1.0,"lon":2.0}'
-    items = [Outgoing(Channel.GPS, fix)] * 1200 + [Outgoing(Channel.EVENT, b"{}")] + [Outgoing(Channel.GPS, fix)] * 3
-    out = chunk_outgoing(items, 500, 64 * 1024)
-    assert [o.channel for o in out] == [Channel.GPS] * 3 + [Channel.EVENT, Channel.GPS]
-    assert [len(json.loads(o.payload)) for o in out if o.channel is Channel.GPS] == [500, 500, 200, 3]
-    small = chunk_outgoing([Outgoing(Channel.GPS, fix)] * 100, 500, 1000)
-    assert all(len(o.payload) <= 1000 for o in small) and sum(len(json.loads(o.payload)) for o in small) == 100
