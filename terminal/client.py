@@ -5,17 +5,21 @@
   client publishes a retained ``TerminalStatus(online=True)``; a clean stop publishes
   ``online: false`` itself before its DISCONNECT.
 * ``seq``: one per-terminal counter shared by fixes and events, monotonically increasing across
-  restarts (persisted in blocks in a small state file when ``state_path`` is given; without one it
-  starts at the current Unix time in milliseconds, which still increases across restarts as long
-  as the terminal averages under one message per millisecond).
+  restarts (``terminal.seqstate``: persisted in blocks in a small state file when ``state_path`` is
+  given; without one it starts at the current Unix time in milliseconds, which still increases
+  across restarts as long as the terminal averages under one message per millisecond).
 * Offline buffering: while not connected, fixes, events and acks go into an ordered, bounded
-  buffer (optionally persisted as JSON lines). After reconnecting — and after paho has re-sent
+  buffer (``terminal.buffer``, optionally persisted as JSON lines). After reconnecting — and after paho has re-sent
   what was in flight when the connection broke — the buffer is flushed IN ORDER: each run of
-  consecutive fixes as JSON arrays of at most ``max_array`` fixes and ``max_payload_bytes`` bytes,
-  events and acks one by one in between.
-* Commands: subscribes to ``cmd/t/{id}``, ``cmd/grid/{g}`` for each of its grids and ``cmd/all``;
-  answers each new command ``received`` at once, dedupes by ``command_id``, hands the command to
-  ``on_command``; the caller answers ``accepted``/``done``/``rejected`` later with :meth:`send_ack`.
+  consecutive fixes as JSON arrays of at most ``max_array`` fixes and ``max_payload_bytes`` bytes
+  (``terminal.chunking``), events and acks one by one in between.
+* Commands: subscribes to ``cmd/t/{id}``, ``cmd/grid/{g}`` for each of its grids and ``cmd/all``.
+  Each is a ``SignedCommand``: verified with the platform's public key (``platform_key``), its
+  address (``to``) and expiry first; a refused one is answered ``rejected`` with the reason
+  (a copy for another terminal on a shared topic is ignored). A valid new command is answered
+  ``received`` at once and handed to ``on_command``; a re-send (same ``command_id``) is answered
+  ``received`` again and not handed over twice; the caller answers ``accepted``/``done``/``rejected``
+  later with :meth:`send_ack`.
 * Every payload is a schema model's ``model_dump_json`` (arrays are those dumps joined, byte-for-byte
   what ``TypeAdapter(list[GpsFix]).dump_json`` gives).
 
