@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ from schemas.signing import sign_command
 from schemas.gps import parse_gps_payload
 from schemas.status import TerminalStatus
 from schemas.topics import Topics
+from terminal.__main__ import main as cli_main
 from terminal.behaviour import BehaviourConfig
 from terminal.client import TerminalConfig
 from terminal.fleet import TerminalFleet
@@ -129,3 +131,19 @@ def test_simulator_answers_signed_orders_like_people(broker, prefix, raw_subscri
             fixes = [f for m in msgs if m.topic == t.terminal(tid, "gps") for f in parse_gps_payload(m.payload)]
             assert any((round(f.lon, 6), round(f.lat, 6)) == places[tid] for f in fixes), tid
     assert sim.snapshot().refused >= len(others)
+
+
+def test_a_fleet_without_the_platform_key_says_so_once(caplog) -> None:
+    with caplog.at_level(logging.WARNING, logger="terminal.simulator"):
+        sim = Simulator(synthetic_specs(5), platform_key=None)
+    loud = [r for r in caplog.records if "NO PLATFORM PUBLIC KEY" in r.getMessage()]
+    assert len(loud) == 1 and "refuse every one" in loud[0].getMessage()
+    assert all(c.config.platform_key is None for c in sim.fleet.clients.values())
+
+
+def test_cli_refuses_a_key_file_that_is_not_a_key(tmp_path, caplog) -> None:
+    bad = tmp_path / "order.pub.pem"
+    bad.write_text("not a key\n")
+    with caplog.at_level(logging.ERROR):
+        assert cli_main(["simulate", "--synthetic", "1", "--duration-s", "0", "--order-public-key", str(bad)]) == 2
+    assert any(str(bad) in r.getMessage() for r in caplog.records)
