@@ -29,6 +29,7 @@ class MqttReceiver:
         self.inbox = inbox
         self.topics = Topics(settings.topic_prefix)
         self.connected = threading.Event()
+        self.subscribed = threading.Event()  # the broker routes terminals' messages to us from here on
         self.connection = 0  # incremented on every (re)connect
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
@@ -77,6 +78,7 @@ class MqttReceiver:
         log.info("connected to %s:%s (session present: %s), subscribing %s", self.settings.mqtt_host,
                  self.settings.mqtt_port, flags.session_present, self.subscription)
         self.connection += 1
+        self.subscribed.clear()
         client.subscribe(self.subscription, qos=1)
         self.connected.set()
 
@@ -87,6 +89,7 @@ class MqttReceiver:
         else:
             # Only from here on does the broker route terminals' messages to this group.
             log.info("subscribed to %s", self.subscription)
+            self.subscribed.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import orjson
 from pydantic import ValidationError
 
+from ingest.jsonsafe import extra_json
 from schemas.ack import CommandAck
 from schemas.events import event_position, terminal_event_adapter
 from schemas.gps import GpsFix
@@ -32,6 +33,7 @@ class RejectReason(StrEnum):
     TS_TOO_OLD = "ts_too_old"
     UNKNOWN_TOPIC = "unknown_topic"
     STORE_REJECTED = "store_rejected"  # valid here, refused by PostgreSQL (set by the service, not by decode)
+    DECODE_ERROR = "decode_error"  # decoding raised: a defect of ours, isolated to the one message
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,16 +142,48 @@ class Locator(Protocol):
     def locate_many(self, lons: Sequence[float], lats: Sequence[float]) -> Sequence[Any]: ...
 
 
+def _storable_text(text: str, limit: int) -> str:
+    """Text PostgreSQL takes: no NUL, valid UTF-8 (a lone surrogate would fail in the driver, not the server)."""
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")[:limit]
+
+
 def dead_letter(msg: Received, reason: RejectReason, detail: str) -> DeadLetter:
-    return DeadLetter(datetime.fromtimestamp(msg.received_at, timezone.utc), msg.topic, msg.payload, reason,
-                      detail.replace("\x00", "")[:2000])
+    return DeadLetter(datetime.fromtimestamp(msg.received_at, timezone.utc), _storable_text(msg.topic, 1000),
+                      msg.payload, reason, _storable_text(detail, 2000))
 
 
 def decode_batch(messages: Iterable[Received], topics: Topics, limits: Limits) -> Decoded:
     out = Decoded()
     for msg in messages:
-        decode(msg, topics, limits, out)
+        decode_guarded(msg, topics, limits, out)
     return out
+
+
+def decode_guarded(msg: Received, topics: Topics, limits: Limits, out: Decoded) -> None:
+    """decode(), but whatever it raises becomes a dead letter for this message alone.
+
+    Without this, one message that trips a defect in decoding kills the worker before anything
+    is acknowledged; the broker redelivers it after every restart and every terminal stalls.
+    Rows the message had already added are taken back, so it is all dead letter or not at all.
+    """
+    marks = (len(out.fixes), len(out.events), len(out.acks), len(out.statuses), len(out.dead))
+    try:
+        decode(msg, topics, limits, out)
+    except Exception as exc:  # noqa: BLE001 - the point is that nothing escapes
+        for rows, mark in zip((out.fixes, out.events, out.acks, out.statuses, out.dead), marks):
+            del rows[mark:]
+        out.dead.append(dead_letter(msg, RejectReason.DECODE_ERROR, _describe(exc)))
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message (at file:line)``: enough for a developer to find the defect from the dead letter."""
+    where = ""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is not None:
+        where = f" (at {tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno})"
+    return f"{type(exc).__name__}: {exc}{where}"
 
 
 def decode(msg: Received, topics: Topics, limits: Limits, out: Decoded) -> None:
@@ -193,8 +227,7 @@ def _check_identity_and_time(model, terminal_id: str, received_at: datetime, lim
 
 
 def _extra_json(model) -> str | None:
-    extra = model.unknown_fields()
-    return orjson.dumps(extra, default=str).decode() if extra else None
+    return extra_json(model.unknown_fields())
 
 
 def _gps(payload, terminal_id, received_at, limits, out, reject) -> None:

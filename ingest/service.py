@@ -25,8 +25,12 @@ log = logging.getLogger("gridwatch.ingest")
 
 MAINTENANCE_EVERY_S = 3600
 # What PostgreSQL refuses because of the data itself: retrying cannot help, isolating can.
-# Anything else (connection lost, server shutting down, deadlock) is an outage: retry, never ack.
-REFUSED = (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError, psycopg.NotSupportedError)
+# ValueError/TypeError: the driver could not even encode a value (e.g. text PostgreSQL cannot
+# hold); decode is meant to stop those first, and if one slips through it must cost one message,
+# not the worker. Anything else (connection lost, server shutting down, deadlock) is an outage:
+# retry, never ack.
+REFUSED = (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError, psycopg.NotSupportedError,
+           ValueError, TypeError)
 
 
 @dataclass

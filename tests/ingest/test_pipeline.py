@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from grid.model import GridRef
+from ingest import pipeline
 from ingest.pipeline import Decoded, Limits, Received, RejectReason, decode, decode_batch, tag_grids
 from schemas.gps import GpsFix
 from schemas.topics import Topics
@@ -120,3 +121,32 @@ def test_valid_arrays_store_every_fix(points):
     payload = "[" + ",".join(f.model_dump_json() for f in fixes) + "]"
     out = one("gw/v1/t/T1/gps", payload.encode())
     assert [(f.seq, f.lat, f.lon) for f in out.fixes] == [(i, lat, lon) for i, (lat, lon) in enumerate(points)]
+
+
+def test_issue_14_poison_payloads_are_stored_with_their_unknown_fields_made_safe():
+    sos = one("gw/v1/t/T9/event", (PAYLOADS / "valid_event_sos_unknown_field_huge_int.json").read_bytes())
+    assert sos.dead == [] and sos.events[0].extra == '{"x":"18446744073709551616"}'  # kept, as text
+    deep = one("gw/v1/t/T1/gps", (PAYLOADS / "valid_fix_unknown_field_nested_300_deep.json").read_bytes())
+    assert deep.dead == [] and len(deep.fixes) == 1
+    assert "dropped: nested deeper than 32 levels" in deep.fixes[0].extra
+
+
+def test_an_exception_in_decoding_is_one_dead_letter_and_takes_back_the_message_rows(monkeypatch):
+    calls = []
+
+    def extra_json_failing_on_the_second_fix(extra):
+        calls.append(extra)
+        if len(calls) == 2:
+            raise RuntimeError("boom")
+        return None
+
+    monkeypatch.setattr(pipeline, "extra_json", extra_json_failing_on_the_second_fix)
+    ts = datetime.fromtimestamp(ARRIVAL, timezone.utc).isoformat()
+    array = f'[{{"seq":1,"ts":"{ts}","lat":1,"lon":1}},{{"seq":2,"ts":"{ts}","lat":1,"lon":1}}]'.encode()
+    good = f'{{"seq":3,"ts":"{ts}","lat":1,"lon":1}}'.encode()
+    out = decode_batch([Received("gw/v1/t/T1/gps", array, ARRIVAL), Received("gw/v1/t/T2/gps", good, ARRIVAL)],
+                       TOPICS, LIMITS)
+    assert [(f.terminal_id, f.seq) for f in out.fixes] == [("T2", 3)]  # seq 1 was taken back with its message
+    assert [(d.topic, d.reason) for d in out.dead] == [("gw/v1/t/T1/gps", RejectReason.DECODE_ERROR)]
+    assert out.dead[0].detail.startswith("RuntimeError: boom (at test_pipeline.py:")
+    assert out.dead[0].payload == array
