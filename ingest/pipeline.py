@@ -1,8 +1,9 @@
 """The pure steps of ingest: one received MQTT message -> rows to store, or dead letters.
 
 No I/O here. Order of checks (each failure is a named RejectReason, stored with the raw bytes):
-topic -> size -> JSON/fields -> identity -> time window. A GPS array is checked fix by fix,
-so one bad fix does not cost the good ones.
+topic -> size -> JSON/fields -> identity -> time window. A GPS array (at most the protocol's
+MAX_FIXES_PER_ARRAY items, or it is one dead letter) is checked fix by fix, so one bad fix does
+not cost the good ones; its bad items make one dead letter that lists them, never one each.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pydantic import ValidationError
 from ingest.jsonsafe import extra_json
 from schemas.ack import CommandAck
 from schemas.events import event_position, terminal_event_adapter
-from schemas.gps import GpsFix
+from schemas.gps import MAX_FIXES_PER_ARRAY, GpsFix
 from schemas.status import TerminalStatus
 from schemas.topics import Channel, Topics
 
@@ -33,6 +34,7 @@ class RejectReason(StrEnum):
     TS_TOO_OLD = "ts_too_old"
     UNKNOWN_TOPIC = "unknown_topic"
     STORE_REJECTED = "store_rejected"  # valid here, refused by PostgreSQL (set by the service, not by decode)
+    TOO_MANY_ITEMS = "too_many_items"  # a GPS array longer than the protocol allows
     DECODE_ERROR = "decode_error"  # decoding raised: a defect of ours, isolated to the one message
 
 
@@ -53,6 +55,7 @@ class Limits:
     max_payload_bytes: int = 64 * 1024
     max_future_skew_s: int = 300
     max_past_age_days: int = 30
+    max_fixes_per_array: int = MAX_FIXES_PER_ARRAY
 
 
 @dataclass(slots=True)
@@ -235,26 +238,49 @@ def _gps(payload, terminal_id, received_at, limits, out, reject) -> None:
         doc = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         return reject(RejectReason.MALFORMED_JSON, str(exc))
-    is_array = isinstance(doc, list)
-    items = doc if is_array else [doc]
-    if not items:
-        return reject(RejectReason.INVALID_FIELDS, "empty array: send at least one fix")
-    for i, item in enumerate(items):
-        where = f"array item {i}: " if is_array else ""
-        try:
-            fix = GpsFix.model_validate(item)
-        except ValidationError as err:
-            reason, detail = _validation_reason(err)
-            reject(reason, where + detail)
-            continue
-        problem = _check_identity_and_time(fix, terminal_id, received_at, limits)
+    if not isinstance(doc, list):
+        fix, problem = _gps_fix(doc, terminal_id, received_at, limits)
         if problem:
-            reject(problem[0], where + problem[1])
-            continue
-        out.fixes.append(
-            FixRow(fix.ts, terminal_id, fix.seq, fix.lat, fix.lon, fix.acc_m, fix.speed_mps, fix.heading_deg,
-                   fix.battery_pct, received_at, _extra_json(fix))
-        )
+            return reject(*problem)
+        out.fixes.append(fix)
+        return None
+    if not doc:
+        return reject(RejectReason.INVALID_FIELDS, "empty array: send at least one fix")
+    if len(doc) > limits.max_fixes_per_array:
+        return reject(RejectReason.TOO_MANY_ITEMS, f"array of {len(doc)} items > limit {limits.max_fixes_per_array}")
+    bad: list[tuple[int, RejectReason, str]] = []
+    for i, item in enumerate(doc):
+        fix, problem = _gps_fix(item, terminal_id, received_at, limits)
+        if problem:
+            bad.append((i, *problem))
+        else:
+            out.fixes.append(fix)
+    if bad:  # one dead letter for the message, carrying the payload once, naming every bad item
+        reject(bad[0][1], _bad_items_detail(bad, len(doc)))
+
+
+def _gps_fix(item, terminal_id, received_at, limits) -> tuple[FixRow | None, tuple[RejectReason, str] | None]:
+    try:
+        fix = GpsFix.model_validate(item)
+    except ValidationError as err:
+        return None, _validation_reason(err)
+    problem = _check_identity_and_time(fix, terminal_id, received_at, limits)
+    if problem:
+        return None, problem
+    return FixRow(fix.ts, terminal_id, fix.seq, fix.lat, fix.lon, fix.acc_m, fix.speed_mps, fix.heading_deg,
+                  fix.battery_pct, received_at, _extra_json(fix)), None
+
+
+BAD_ITEMS_LISTED = 20
+
+
+def _bad_items_detail(bad: list[tuple[int, RejectReason, str]], total: int) -> str:
+    """``3 of 5 array items rejected (2 stored): item 1 [invalid_fields] seq: ...; ...``, the list truncated.
+
+    The dead letter's reason is the first bad item's; each listed item carries its own."""
+    listed = "; ".join(f"item {i} [{reason.value}] {detail[:80]}" for i, reason, detail in bad[:BAD_ITEMS_LISTED])
+    more = f"; ... and {len(bad) - BAD_ITEMS_LISTED} more" if len(bad) > BAD_ITEMS_LISTED else ""
+    return f"{len(bad)} of {total} array items rejected ({total - len(bad)} stored): {listed}{more}"
 
 
 def _event(payload, terminal_id, received_at, limits, out, reject) -> None:

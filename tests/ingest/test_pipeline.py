@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from grid.model import GridRef
 from ingest import pipeline
 from ingest.pipeline import Decoded, Limits, Received, RejectReason, decode, decode_batch, tag_grids
-from schemas.gps import GpsFix
+from schemas.gps import MAX_FIXES_PER_ARRAY, GpsFix
 from schemas.topics import Topics
 
 PAYLOADS = Path(__file__).resolve().parent.parent / "fixtures" / "payloads"
@@ -27,6 +27,7 @@ EXPECTED_REASON = {
     "naive_timestamp": RejectReason.INVALID_FIELDS,
     "attachment_without_location": RejectReason.INVALID_FIELDS,
     "unknown_event_kind": RejectReason.INVALID_FIELDS,
+    "too_many_items": RejectReason.TOO_MANY_ITEMS,
 }
 
 
@@ -66,12 +67,42 @@ def test_time_window():
         assert [d.reason for d in out.dead] == [reason]
 
 
-def test_array_keeps_good_fixes_and_letters_each_bad_one():
-    good = GpsFix(seq=1, ts=datetime.fromtimestamp(ARRIVAL, timezone.utc), lat=28.2, lon=117.0).model_dump_json()
-    payload = f'[{good}, {{"seq": 2}}, {good.replace(":1,", ":3,", 1)}]'.encode()
+def test_array_keeps_good_fixes_and_one_dead_letter_names_the_bad_items():
+    ts = datetime.fromtimestamp(ARRIVAL, timezone.utc)
+    good = [GpsFix(seq=i, ts=ts, lat=28.2, lon=117.0).model_dump_json() for i in range(6)]
+    future = GpsFix(seq=9, ts=ts + timedelta(hours=2), lat=28.2, lon=117.0).model_dump_json()
+    payload = f'[{good[0]}, {{"seq": 2}}, {good[3]}, 0, {future}, {good[5]}]'.encode()
     out = one("gw/v1/t/T1/gps", payload)
-    assert [f.seq for f in out.fixes] == [1, 3]
-    assert len(out.dead) == 1 and out.dead[0].detail.startswith("array item 1:")
+    assert [f.seq for f in out.fixes] == [0, 3, 5]
+    [letter] = out.dead
+    assert letter.reason == RejectReason.INVALID_FIELDS and letter.payload == payload  # the payload, once
+    assert letter.detail.startswith("3 of 6 array items rejected (3 stored): item 1 [invalid_fields]")
+    assert "; item 3 [invalid_fields]" in letter.detail and "; item 4 [ts_in_future]" in letter.detail
+
+
+def test_the_64_kib_array_of_zeros_is_one_dead_letter():
+    payload = (PAYLOADS / "reject_too_many_items.json").read_bytes()
+    assert len(payload) == 65535 and payload.count(b"0") == 32767  # issue 14: 32,767 bad items
+    out = one("gw/v1/t/X/gps", payload)
+    assert out.fixes == [] and [d.reason for d in out.dead] == [RejectReason.TOO_MANY_ITEMS]
+    assert out.dead[0].detail == f"array of 32767 items > limit {MAX_FIXES_PER_ARRAY}"
+
+
+def test_an_array_of_bad_items_under_the_cap_is_still_one_short_dead_letter():
+    out = one("gw/v1/t/X/gps", b"[" + b",".join([b"0"] * MAX_FIXES_PER_ARRAY) + b"]")
+    [letter] = out.dead
+    assert letter.detail.startswith(f"{MAX_FIXES_PER_ARRAY} of {MAX_FIXES_PER_ARRAY} array items rejected (0 stored)")
+    assert letter.detail.endswith(f"... and {MAX_FIXES_PER_ARRAY - 20} more") and len(letter.detail) <= 2000
+
+
+def test_the_array_cap_is_the_protocols():
+    assert MAX_FIXES_PER_ARRAY >= 500  # what the reference terminal flushes (TerminalConfig.max_array)
+    ts = datetime.fromtimestamp(ARRIVAL, timezone.utc).isoformat()
+    fixes = [f'{{"seq":{i},"ts":"{ts}","lat":1,"lon":1}}' for i in range(MAX_FIXES_PER_ARRAY + 1)]
+    over = one("gw/v1/t/T1/gps", ("[" + ",".join(fixes) + "]").encode())
+    assert over.fixes == [] and [d.reason for d in over.dead] == [RejectReason.TOO_MANY_ITEMS]
+    at_cap = one("gw/v1/t/T1/gps", ("[" + ",".join(fixes[:-1]) + "]").encode())
+    assert len(at_cap.fixes) == MAX_FIXES_PER_ARRAY and at_cap.dead == []
 
 
 @pytest.mark.parametrize("topic", ["gw/v1/t/T1/unknown", "gw/v1/t/T1", "other/t/T1/gps", "gw/v1/t/bad id!/gps"])

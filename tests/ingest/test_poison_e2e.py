@@ -91,3 +91,28 @@ def test_a_message_that_makes_decoding_raise_is_a_dead_letter_not_a_dead_worker(
     assert (channel, reason) == ("gps", "decode_error") and detail.startswith("KeyError: 'planted defect'")
     assert sorted(r[0] for r in db.execute("SELECT seq FROM gps_fix WHERE terminal_id = %s", (t,))) == [0, 4]
     assert worker.is_alive()
+
+
+def test_the_64_kib_array_of_zeros_is_one_dead_letter_and_one_log_line(ingest, terminal, db):
+    t = tid()
+    zeros = b"[" + b",".join([b"0"] * 32767) + b"]"  # issue 14: was 32,767 dead letters, ~2 GiB of bytea
+    terminal.publish(t, "gps", zeros)
+    terminal.publish(t, "gps", fix(1))
+    wait_until(lambda: count_fixes(db, t) == 1, what="the fix after the array")
+    rows = db.execute("SELECT reason, detail, length(payload) FROM dead_letter WHERE topic LIKE %s", (f"%/t/{t}/gps",)).fetchall()
+    assert rows == [("too_many_items", "array of 32767 items > limit 1000", len(zeros))]
+    lines = [line for line in ingest.log_text().splitlines() if "dead letter" in line and f"/t/{t}/gps" in line]
+    assert len(lines) == 1 and "too_many_items" in lines[0]
+
+
+def test_a_mixed_array_stores_its_good_fixes_and_one_dead_letter_names_the_bad_ones(ingest, terminal, db):
+    t = tid()
+    items = [fix(0), {"seq": 1}, fix(2), fix(3, lat=95.0), fix(4), fix(5, terminal_id="OTHER")]
+    terminal.publish(t, "gps", items)
+    wait_until(lambda: count_fixes(db, t) == 3, what="the three good fixes of the array")
+    wait_until(lambda: dead_letters(db, t), what="the dead letter")
+    [(channel, reason, detail)] = dead_letters(db, t)
+    assert (channel, reason) == ("gps", "invalid_fields")
+    assert detail.startswith("3 of 6 array items rejected (3 stored): item 1 [invalid_fields]")
+    assert "; item 3 [invalid_fields]" in detail and "; item 5 [terminal_mismatch]" in detail
+    assert sorted(r[0] for r in db.execute("SELECT seq FROM gps_fix WHERE terminal_id = %s", (t,))) == [0, 2, 4]
