@@ -12,6 +12,7 @@ import psycopg
 import redis
 
 from db.maintenance import maintain
+from ingest.connections import pg_connect, redis_client
 from ingest.grids import GridCache
 from ingest.mqtt_client import MqttReceiver
 from ingest.pipeline import DeadLetter, Decoded, Limits, Received, RejectReason, dead_letter, decode_batch, tag_grids
@@ -58,10 +59,11 @@ class IngestService:
         self.topics = Topics(settings.topic_prefix)
         self.limits = Limits(settings.max_payload_bytes, settings.max_future_skew_s, settings.max_past_age_days)
         self.inbox: queue.Queue[Received] = queue.Queue(maxsize=settings.ingest_queue_max)
-        self.pg = PgStore(settings.pg_dsn)
-        self.live = LiveStore(redis.Redis.from_url(settings.redis_url), RedisKeys(settings.redis_prefix),
+        self.pg = PgStore(settings.pg_dsn, lambda: pg_connect(settings, "gridwatch-ingest"))
+        self.live = LiveStore(redis_client(settings), RedisKeys(settings.redis_prefix),
                               settings.timezone, settings.event_stream_maxlen)
-        self.grids = GridCache(settings.pg_dsn, settings.grid_reload_s)
+        self.grids = GridCache(settings.pg_dsn, settings.grid_reload_s,
+                               lambda: pg_connect(settings, "gridwatch-ingest-grid"))
         self.receiver = MqttReceiver(settings, self.inbox)
         self.stop_event = threading.Event()
         self.stats = Stats()
@@ -191,7 +193,7 @@ class IngestService:
         try:
             if self._live_stale or self.live.needs_rebuild():
                 # its own connection: the writer's must never be left inside a read transaction
-                with psycopg.connect(self.settings.pg_dsn, application_name="gridwatch-ingest-rebuild") as conn:
+                with pg_connect(self.settings, "gridwatch-ingest-rebuild") as conn:
                     self.live.rebuild(conn)
                 self._live_stale = False
         except (redis.RedisError, psycopg.Error) as exc:
