@@ -28,10 +28,12 @@ MAINTENANCE_EVERY_S = 3600
 # What PostgreSQL refuses because of the data itself: retrying cannot help, isolating can.
 # ValueError/TypeError: the driver could not even encode a value (e.g. text PostgreSQL cannot
 # hold); decode is meant to stop those first, and if one slips through it must cost one message,
-# not the worker. Anything else (connection lost, server shutting down, deadlock) is an outage:
-# retry, never ack.
-REFUSED = (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError, psycopg.NotSupportedError,
-           ValueError, TypeError)
+# not the worker. Anything else is an outage: retry, never ack. That includes a permission or
+# schema error (ProgrammingError: InsufficientPrivilege, UndefinedTable, UndefinedColumn ...;
+# NotSupportedError): it says nothing about the message, and dead-lettering would acknowledge,
+# and so throw away, every message until someone fixes the database.
+REFUSED = (psycopg.DataError, psycopg.IntegrityError, ValueError, TypeError)
+MISCONFIGURED = (psycopg.ProgrammingError, psycopg.NotSupportedError)
 
 
 @dataclass
@@ -166,8 +168,9 @@ class IngestService:
                     return self._store_one_by_one(batch)
             except psycopg.Error as exc:
                 self.stats.db_errors += 1
-                log.error("PostgreSQL write failed (%s: %s); batch of %d kept unacknowledged, retry in %.1f s",
-                          type(exc).__name__, str(exc).strip()[:200], len(batch), delay)
+                hint = " (a permission or schema problem: fix the database)" if isinstance(exc, MISCONFIGURED) else ""
+                log.error("PostgreSQL write failed (%s: %s)%s; batch of %d kept unacknowledged, retry in %.1f s",
+                          type(exc).__name__, str(exc).strip()[:200], hint, len(batch), delay)
                 self.pg.close()
                 if self.stop_event.wait(delay):
                     return None
