@@ -8,7 +8,6 @@ never acknowledges what was not stored: the broker redelivers it to the persiste
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 
@@ -16,6 +15,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from ingest.inbox import Inbox
 from ingest.pipeline import Received
 from schemas.settings import Settings
 from schemas.topics import Topics
@@ -24,7 +24,7 @@ log = logging.getLogger("gridwatch.ingest.mqtt")
 
 
 class MqttReceiver:
-    def __init__(self, settings: Settings, inbox: "queue.Queue[Received]"):
+    def __init__(self, settings: Settings, inbox: Inbox):
         self.settings = settings
         self.inbox = inbox
         self.topics = Topics(settings.topic_prefix)
@@ -96,6 +96,7 @@ class MqttReceiver:
         log.warning("disconnected from broker (%s); reconnecting with backoff", reason_code)
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
-        # Blocks when the worker is far behind: the socket stops being read and the broker
-        # holds the rest (TCP back-pressure), instead of this process growing without bound.
+        # Blocks when the worker is far behind (the inbox holds ingest_queue_max messages or
+        # ingest_queue_max_bytes): the socket stops being read and the broker holds the rest
+        # (TCP back-pressure), instead of this process growing without bound or dropping.
         self.inbox.put(Received(msg.topic, msg.payload, time.time(), msg.mid, msg.qos, self.connection))

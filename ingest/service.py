@@ -14,6 +14,7 @@ import redis
 from db.maintenance import maintain
 from ingest.connections import pg_connect, redis_client
 from ingest.grids import GridCache
+from ingest.inbox import Inbox
 from ingest.mqtt_client import MqttReceiver
 from ingest.pipeline import DeadLetter, Decoded, Limits, Received, RejectReason, dead_letter, decode_batch, tag_grids
 from ingest.store_pg import PgStore, Stored
@@ -48,10 +49,11 @@ class Stats:
     redis_errors: int = 0
     window_started: float = field(default_factory=time.monotonic)
 
-    def line(self, backlog: int) -> str:
+    def line(self, backlog: int, backlog_bytes: int = 0) -> str:
         secs = max(time.monotonic() - self.window_started, 1e-6)
         return (f"{self.received / secs:.0f} msg/s, {self.fixes / secs:.0f} fixes/s stored, {self.events} events, "
-                f"{self.duplicates} duplicates, {self.dead} dead letters, {self.batches} batches, backlog {backlog}, "
+                f"{self.duplicates} duplicates, {self.dead} dead letters, {self.batches} batches, backlog {backlog} "
+                f"({backlog_bytes / 2**20:.1f} MiB), "
                 f"{self.db_errors} database errors, {self.redis_errors} Redis errors")
 
 
@@ -60,7 +62,7 @@ class IngestService:
         self.settings = settings
         self.topics = Topics(settings.topic_prefix)
         self.limits = Limits(settings.max_payload_bytes, settings.max_future_skew_s, settings.max_past_age_days)
-        self.inbox: queue.Queue[Received] = queue.Queue(maxsize=settings.ingest_queue_max)
+        self.inbox = Inbox(settings.ingest_queue_max, settings.ingest_queue_max_bytes)
         self.pg = PgStore(settings.pg_dsn, lambda: pg_connect(settings, "gridwatch-ingest"))
         self.live = LiveStore(redis_client(settings), RedisKeys(settings.redis_prefix),
                               settings.timezone, settings.event_stream_maxlen)
@@ -109,7 +111,7 @@ class IngestService:
                 self._process(batch)
             now = time.monotonic()
             if now - last_report >= self.settings.stats_interval_s:
-                log.info("throughput: %s", self.stats.line(self.inbox.qsize()))
+                log.info("throughput: %s", self.stats.line(self.inbox.qsize(), self.inbox.bytes))
                 self.stats = Stats()
                 last_report = now
             if now - self._last_maintenance >= MAINTENANCE_EVERY_S:

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     pg_idle_in_transaction_timeout_s: float = Field(
         60.0, description="Ingest: PostgreSQL ends an ingest session left idle inside a transaction this long (0 = no limit)"
     )
+    ingest_queue_max_bytes: int = Field(
+        256 * 2**20, description="Bound of the receive queue in bytes (payload + topic + 256 per message); when full, "
+        "ingest stops reading from the broker, which holds the rest"
+    )
 
     # --- Live state semantics ---
     online_window_s: int = Field(120, description="A terminal is online when its last fix or heartbeat is younger than this")
