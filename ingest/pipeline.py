@@ -1,14 +1,14 @@
 """The pure steps of ingest: one received MQTT message -> rows to store, or dead letters.
 
 No I/O here. Order of checks (each failure is a named RejectReason, stored with the raw bytes):
-topic -> size -> JSON/fields -> identity -> time window. A GPS array (at most the protocol's
+topic -> registered terminal -> size -> JSON/fields -> identity -> time window. A GPS array (at most the protocol's
 MAX_FIXES_PER_ARRAY items, or it is one dead letter) is checked fix by fix, so one bad fix does
 not cost the good ones; its bad items make one dead letter that lists them, never one each.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
@@ -35,6 +35,7 @@ class RejectReason(StrEnum):
     UNKNOWN_TOPIC = "unknown_topic"
     STORE_REJECTED = "store_rejected"  # valid here, refused by PostgreSQL (set by the service, not by decode)
     TOO_MANY_ITEMS = "too_many_items"  # a GPS array longer than the protocol allows
+    UNREGISTERED_TERMINAL = "unregistered_terminal"  # the topic's terminal id is not in the registry
     DECODE_ERROR = "decode_error"  # decoding raised: a defect of ours, isolated to the one message
 
 
@@ -155,14 +156,21 @@ def dead_letter(msg: Received, reason: RejectReason, detail: str) -> DeadLetter:
                       msg.payload, reason, _storable_text(detail, 2000))
 
 
-def decode_batch(messages: Iterable[Received], topics: Topics, limits: Limits) -> Decoded:
+def terminal_ids(messages: Iterable[Received], topics: Topics) -> set[str]:
+    """The terminal ids named by the topics of ``messages`` (ill-formed topics left out)."""
+    return {parsed.terminal_id for m in messages if (parsed := topics.parse_terminal(m.topic)) is not None}
+
+
+def decode_batch(messages: Iterable[Received], topics: Topics, limits: Limits,
+                 registered: Container[str] | None = None) -> Decoded:
     out = Decoded()
     for msg in messages:
-        decode_guarded(msg, topics, limits, out)
+        decode_guarded(msg, topics, limits, out, registered)
     return out
 
 
-def decode_guarded(msg: Received, topics: Topics, limits: Limits, out: Decoded) -> None:
+def decode_guarded(msg: Received, topics: Topics, limits: Limits, out: Decoded,
+                   registered: Container[str] | None = None) -> None:
     """decode(), but whatever it raises becomes a dead letter for this message alone.
 
     Without this, one message that trips a defect in decoding kills the worker before anything
@@ -171,7 +179,7 @@ def decode_guarded(msg: Received, topics: Topics, limits: Limits, out: Decoded) 
     """
     marks = (len(out.fixes), len(out.events), len(out.acks), len(out.statuses), len(out.dead))
     try:
-        decode(msg, topics, limits, out)
+        decode(msg, topics, limits, out, registered)
     except Exception as exc:  # noqa: BLE001 - the point is that nothing escapes
         for rows, mark in zip((out.fixes, out.events, out.acks, out.statuses, out.dead), marks):
             del rows[mark:]
@@ -189,8 +197,11 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
-def decode(msg: Received, topics: Topics, limits: Limits, out: Decoded) -> None:
-    """Append the rows (or dead letters) of one message to ``out``."""
+def decode(msg: Received, topics: Topics, limits: Limits, out: Decoded, registered: Container[str] | None = None) -> None:
+    """Append the rows (or dead letters) of one message to ``out``.
+
+    ``registered``: the terminal ids of the registry; a message from any other id is one dead
+    letter (quarantine). None accepts every id (GRIDWATCH_ACCEPT_UNREGISTERED)."""
     received_at = datetime.fromtimestamp(msg.received_at, timezone.utc)
 
     def reject(reason: RejectReason, detail: str) -> None:
@@ -199,6 +210,9 @@ def decode(msg: Received, topics: Topics, limits: Limits, out: Decoded) -> None:
     parsed = topics.parse_terminal(msg.topic)
     if parsed is None:
         return reject(RejectReason.UNKNOWN_TOPIC, f"topic does not match {topics.prefix}/t/{{terminal_id}}/{{gps|event|ack|status}}")
+    if registered is not None and parsed.terminal_id not in registered:
+        return reject(RejectReason.UNREGISTERED_TERMINAL, f"terminal {parsed.terminal_id!r} is not in the registry "
+                      "(table terminal: import it with `python -m grid import --terminals`)")
     if len(msg.payload) > limits.max_payload_bytes:
         return reject(RejectReason.PAYLOAD_TOO_LARGE, f"{len(msg.payload)} bytes > limit {limits.max_payload_bytes}")
     if b"\\u0000" in msg.payload:

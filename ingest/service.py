@@ -16,7 +16,9 @@ from ingest.connections import pg_connect, redis_client
 from ingest.grids import GridCache
 from ingest.inbox import Inbox
 from ingest.mqtt_client import MqttReceiver
-from ingest.pipeline import DeadLetter, Decoded, Limits, Received, RejectReason, dead_letter, decode_batch, tag_grids
+from ingest.pipeline import (DeadLetter, Decoded, Limits, Received, RejectReason, dead_letter, decode_batch, tag_grids,
+                             terminal_ids)
+from ingest.registry import TerminalRegistry
 from ingest.store_pg import PgStore, Stored
 from ingest.store_redis import LiveStore
 from schemas.logs import fields
@@ -68,6 +70,7 @@ class IngestService:
                               settings.timezone, settings.event_stream_maxlen)
         self.grids = GridCache(settings.pg_dsn, settings.grid_reload_s,
                                lambda: pg_connect(settings, "gridwatch-ingest-grid"))
+        self.registry = TerminalRegistry(lambda: pg_connect(settings, "gridwatch-ingest-registry"), settings.grid_reload_s)
         self.receiver = MqttReceiver(settings, self.inbox)
         self.stop_event = threading.Event()
         self.stats = Stats()
@@ -80,12 +83,18 @@ class IngestService:
         """Run until stop() is called; the caller's thread becomes the worker."""
         self._connect_store()
         self.grids.locator()  # load the grid before the first batch, not during it
+        if not self.settings.accept_unregistered:
+            try:
+                self.registry.registered(())  # likewise the terminal registry
+            except psycopg.Error as exc:
+                log.error("could not load the terminal registry (%s); will retry with the first batch", exc)
         self.receiver.start()
         try:
             self._loop()
         finally:
             self.receiver.stop()
             self.pg.close()
+            self.registry.close()
             log.info("ingest stopped", extra=fields(**_totals(self.totals)))
 
     def stop(self) -> None:
@@ -139,12 +148,17 @@ class IngestService:
         return batch
 
     def _process(self, batch: list[Received]) -> None:
-        decoded = decode_batch(batch, self.topics, self.limits)
+        registered = None  # accept every terminal id
+        if not self.settings.accept_unregistered:
+            registered = self._registered_until_known(batch)
+            if registered is None:  # stopping while the database is down: nothing acked
+                return
+        decoded = decode_batch(batch, self.topics, self.limits, registered)
         for d in decoded.dead:
             _log_dead_letter(d)
         tag_grids(decoded, self.grids.locator())
         self._rebuild_live_if_lost()  # before the write: the rebuild must not already hold this batch
-        stored = self._store_until_done(batch, decoded)
+        stored = self._store_until_done(batch, decoded, registered)
         if stored is None:  # stopping while the database is down: nothing acked, the broker keeps it
             return
         self._update_live(stored)
@@ -157,7 +171,21 @@ class IngestService:
             s.dead += stored.dead
             s.batches += 1
 
-    def _store_until_done(self, batch: list[Received], decoded: Decoded) -> Stored | None:
+    def _registered_until_known(self, batch: list[Received]) -> set[str] | None:
+        """The registry's ids, current for this batch; waits out a database outage (None: stopping)."""
+        delay = 0.5
+        while True:
+            try:
+                return self.registry.registered(terminal_ids(batch, self.topics))
+            except psycopg.Error as exc:
+                self.stats.db_errors += 1
+                log.error("cannot read the terminal registry (%s: %s); batch of %d kept unacknowledged, retry in %.1f s",
+                          type(exc).__name__, str(exc).strip()[:200], len(batch), delay)
+                if self.stop_event.wait(delay):
+                    return None
+                delay = min(delay * 2, 15)
+
+    def _store_until_done(self, batch: list[Received], decoded: Decoded, registered: set[str] | None) -> Stored | None:
         """Retry a batch until PostgreSQL takes it: a database outage delays, never loses."""
         delay = 0.5
         while True:
@@ -167,7 +195,7 @@ class IngestService:
                 except REFUSED as exc:
                     log.warning("PostgreSQL refused a batch of %d (%s: %s); storing its messages one by one",
                                 len(batch), type(exc).__name__, str(exc).strip()[:200])
-                    return self._store_one_by_one(batch)
+                    return self._store_one_by_one(batch, registered)
             except psycopg.Error as exc:
                 self.stats.db_errors += 1
                 hint = " (a permission or schema problem: fix the database)" if isinstance(exc, MISCONFIGURED) else ""
@@ -178,12 +206,12 @@ class IngestService:
                     return None
                 delay = min(delay * 2, 15)
 
-    def _store_one_by_one(self, batch: list[Received]) -> Stored:
+    def _store_one_by_one(self, batch: list[Received], registered: set[str] | None) -> Stored:
         """One bad message must not stall every terminal: the ones PostgreSQL refuses become dead letters."""
         total = Stored()
         locator = self.grids.locator()
         for msg in batch:
-            one = decode_batch([msg], self.topics, self.limits)
+            one = decode_batch([msg], self.topics, self.limits, registered)
             tag_grids(one, locator)
             try:
                 total.merge(self.pg.write(one))

@@ -68,6 +68,10 @@ class Settings(BaseSettings):
         256 * 2**20, description="Bound of the receive queue in bytes (payload + topic + 256 per message); when full, "
         "ingest stops reading from the broker, which holds the rest"
     )
+    accept_unregistered: bool = Field(
+        False, description="Ingest: store messages from terminal ids not in the registry (table terminal); "
+        "false quarantines them as dead letters (unregistered_terminal) that never reach live state"
+    )
 
     # --- Live state semantics ---
     online_window_s: int = Field(120, description="A terminal is online when its last fix or heartbeat is younger than this")

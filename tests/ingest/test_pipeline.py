@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from grid.model import GridRef
 from ingest import pipeline
-from ingest.pipeline import Decoded, Limits, Received, RejectReason, decode, decode_batch, tag_grids
+from ingest.pipeline import Decoded, Limits, Received, RejectReason, decode, decode_batch, tag_grids, terminal_ids
 from schemas.gps import MAX_FIXES_PER_ARRAY, GpsFix
 from schemas.topics import Topics
 
@@ -181,3 +181,21 @@ def test_an_exception_in_decoding_is_one_dead_letter_and_takes_back_the_message_
     assert [(d.topic, d.reason) for d in out.dead] == [("gw/v1/t/T1/gps", RejectReason.DECODE_ERROR)]
     assert out.dead[0].detail.startswith("RuntimeError: boom (at test_pipeline.py:")
     assert out.dead[0].payload == array
+
+
+def test_a_message_from_an_unregistered_terminal_is_one_dead_letter():
+    ts = datetime.fromtimestamp(ARRIVAL, timezone.utc).isoformat()
+    array = f'[{{"seq":1,"ts":"{ts}","lat":1,"lon":1}},{{"seq":2,"ts":"{ts}","lat":1,"lon":1}}]'.encode()
+    batch = [Received("gw/v1/t/STRANGER/gps", array, ARRIVAL), Received("gw/v1/t/T1/gps", array, ARRIVAL),
+             Received("gw/v1/t/STRANGER/status", b'{"online": true}', ARRIVAL)]
+    out = decode_batch(batch, TOPICS, LIMITS, registered={"T1"})
+    assert [f.terminal_id for f in out.fixes] == ["T1", "T1"] and out.statuses == []
+    assert [(d.topic, d.reason) for d in out.dead] == [("gw/v1/t/STRANGER/gps", RejectReason.UNREGISTERED_TERMINAL),
+                                                      ("gw/v1/t/STRANGER/status", RejectReason.UNREGISTERED_TERMINAL)]
+    assert "'STRANGER' is not in the registry" in out.dead[0].detail
+    assert len(decode_batch(batch, TOPICS, LIMITS, registered=None).fixes) == 4  # None: accept every id
+
+
+def test_terminal_ids_of_a_batch():
+    batch = [Received(t, b"{}", ARRIVAL) for t in ("gw/v1/t/A/gps", "gw/v1/t/B/event", "gw/v1/t/A/ack", "junk")]
+    assert terminal_ids(batch, TOPICS) == {"A", "B"}
