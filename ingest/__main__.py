@@ -8,8 +8,8 @@ import signal
 import sys
 
 import psycopg
-import redis
 
+from ingest.connections import redis_client
 from ingest.service import IngestService
 from ingest.store_redis import LiveStore
 from schemas.logs import setup_logging
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     setup_logging(settings)
     if args.command == "rebuild-live":
-        live = LiveStore(redis.Redis.from_url(settings.redis_url), RedisKeys(settings.redis_prefix),
+        live = LiveStore(redis_client(settings), RedisKeys(settings.redis_prefix),
                          settings.timezone, settings.event_stream_maxlen)
         with psycopg.connect(settings.pg_dsn) as conn:
             live.rebuild(conn)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import psycopg
 
@@ -14,8 +15,9 @@ log = logging.getLogger("gridwatch.ingest.grid")
 
 
 class GridCache:
-    def __init__(self, dsn: str, check_every_s: float):
+    def __init__(self, dsn: str, check_every_s: float, connect: Callable[[], psycopg.Connection] | None = None):
         self.dsn = dsn
+        self._connect = connect or (lambda: psycopg.connect(self.dsn, application_name="gridwatch-ingest-grid"))
         self.check_every_s = check_every_s
         self._locator: GridLocator | None = None
         self._checked = float("-inf")
@@ -30,7 +32,7 @@ class GridCache:
 
     def _reload_if_changed(self) -> None:
         try:
-            with psycopg.connect(self.dsn, application_name="gridwatch-ingest-grid") as conn:
+            with self._connect() as conn:
                 version = grid_version(conn)
                 if version is None or (self._locator is not None and self._locator.version == version):
                     return

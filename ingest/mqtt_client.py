@@ -8,7 +8,6 @@ never acknowledges what was not stored: the broker redelivers it to the persiste
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 
@@ -16,6 +15,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from ingest.inbox import Inbox
 from ingest.pipeline import Received
 from schemas.settings import Settings
 from schemas.topics import Topics
@@ -24,11 +24,12 @@ log = logging.getLogger("gridwatch.ingest.mqtt")
 
 
 class MqttReceiver:
-    def __init__(self, settings: Settings, inbox: "queue.Queue[Received]"):
+    def __init__(self, settings: Settings, inbox: Inbox):
         self.settings = settings
         self.inbox = inbox
         self.topics = Topics(settings.topic_prefix)
         self.connected = threading.Event()
+        self.subscribed = threading.Event()  # the broker routes terminals' messages to us from here on
         self.connection = 0  # incremented on every (re)connect
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
@@ -77,6 +78,7 @@ class MqttReceiver:
         log.info("connected to %s:%s (session present: %s), subscribing %s", self.settings.mqtt_host,
                  self.settings.mqtt_port, flags.session_present, self.subscription)
         self.connection += 1
+        self.subscribed.clear()
         client.subscribe(self.subscription, qos=1)
         self.connected.set()
 
@@ -87,12 +89,14 @@ class MqttReceiver:
         else:
             # Only from here on does the broker route terminals' messages to this group.
             log.info("subscribed to %s", self.subscription)
+            self.subscribed.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
         log.warning("disconnected from broker (%s); reconnecting with backoff", reason_code)
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
-        # Blocks when the worker is far behind: the socket stops being read and the broker
-        # holds the rest (TCP back-pressure), instead of this process growing without bound.
+        # Blocks when the worker is far behind (the inbox holds ingest_queue_max messages or
+        # ingest_queue_max_bytes): the socket stops being read and the broker holds the rest
+        # (TCP back-pressure), instead of this process growing without bound or dropping.
         self.inbox.put(Received(msg.topic, msg.payload, time.time(), msg.mid, msg.qos, self.connection))

@@ -1,13 +1,14 @@
 """The pure steps of ingest: one received MQTT message -> rows to store, or dead letters.
 
 No I/O here. Order of checks (each failure is a named RejectReason, stored with the raw bytes):
-topic -> size -> JSON/fields -> identity -> time window. A GPS array is checked fix by fix,
-so one bad fix does not cost the good ones.
+topic -> registered terminal -> size -> JSON/fields -> identity -> time window. A GPS array (at most the protocol's
+MAX_FIXES_PER_ARRAY items, or it is one dead letter) is checked fix by fix, so one bad fix does
+not cost the good ones; its bad items make one dead letter that lists them, never one each.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
@@ -16,9 +17,10 @@ from typing import Any, Protocol
 import orjson
 from pydantic import ValidationError
 
+from ingest.jsonsafe import extra_json
 from schemas.ack import CommandAck
 from schemas.events import event_position, terminal_event_adapter
-from schemas.gps import GpsFix
+from schemas.gps import MAX_FIXES_PER_ARRAY, GpsFix
 from schemas.status import TerminalStatus
 from schemas.topics import Channel, Topics
 
@@ -32,6 +34,9 @@ class RejectReason(StrEnum):
     TS_TOO_OLD = "ts_too_old"
     UNKNOWN_TOPIC = "unknown_topic"
     STORE_REJECTED = "store_rejected"  # valid here, refused by PostgreSQL (set by the service, not by decode)
+    TOO_MANY_ITEMS = "too_many_items"  # a GPS array longer than the protocol allows
+    UNREGISTERED_TERMINAL = "unregistered_terminal"  # the topic's terminal id is not in the registry
+    DECODE_ERROR = "decode_error"  # decoding raised: a defect of ours, isolated to the one message
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +56,7 @@ class Limits:
     max_payload_bytes: int = 64 * 1024
     max_future_skew_s: int = 300
     max_past_age_days: int = 30
+    max_fixes_per_array: int = MAX_FIXES_PER_ARRAY
 
 
 @dataclass(slots=True)
@@ -140,20 +146,62 @@ class Locator(Protocol):
     def locate_many(self, lons: Sequence[float], lats: Sequence[float]) -> Sequence[Any]: ...
 
 
+def _storable_text(text: str, limit: int) -> str:
+    """Text PostgreSQL takes: no NUL, valid UTF-8 (a lone surrogate would fail in the driver, not the server)."""
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")[:limit]
+
+
 def dead_letter(msg: Received, reason: RejectReason, detail: str) -> DeadLetter:
-    return DeadLetter(datetime.fromtimestamp(msg.received_at, timezone.utc), msg.topic, msg.payload, reason,
-                      detail.replace("\x00", "")[:2000])
+    return DeadLetter(datetime.fromtimestamp(msg.received_at, timezone.utc), _storable_text(msg.topic, 1000),
+                      msg.payload, reason, _storable_text(detail, 2000))
 
 
-def decode_batch(messages: Iterable[Received], topics: Topics, limits: Limits) -> Decoded:
+def terminal_ids(messages: Iterable[Received], topics: Topics) -> set[str]:
+    """The terminal ids named by the topics of ``messages`` (ill-formed topics left out)."""
+    return {parsed.terminal_id for m in messages if (parsed := topics.parse_terminal(m.topic)) is not None}
+
+
+def decode_batch(messages: Iterable[Received], topics: Topics, limits: Limits,
+                 registered: Container[str] | None = None) -> Decoded:
     out = Decoded()
     for msg in messages:
-        decode(msg, topics, limits, out)
+        decode_guarded(msg, topics, limits, out, registered)
     return out
 
 
-def decode(msg: Received, topics: Topics, limits: Limits, out: Decoded) -> None:
-    """Append the rows (or dead letters) of one message to ``out``."""
+def decode_guarded(msg: Received, topics: Topics, limits: Limits, out: Decoded,
+                   registered: Container[str] | None = None) -> None:
+    """decode(), but whatever it raises becomes a dead letter for this message alone.
+
+    Without this, one message that trips a defect in decoding kills the worker before anything
+    is acknowledged; the broker redelivers it after every restart and every terminal stalls.
+    Rows the message had already added are taken back, so it is all dead letter or not at all.
+    """
+    marks = (len(out.fixes), len(out.events), len(out.acks), len(out.statuses), len(out.dead))
+    try:
+        decode(msg, topics, limits, out, registered)
+    except Exception as exc:  # noqa: BLE001 - the point is that nothing escapes
+        for rows, mark in zip((out.fixes, out.events, out.acks, out.statuses, out.dead), marks):
+            del rows[mark:]
+        out.dead.append(dead_letter(msg, RejectReason.DECODE_ERROR, _describe(exc)))
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message (at file:line)``: enough for a developer to find the defect from the dead letter."""
+    where = ""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is not None:
+        where = f" (at {tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno})"
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def decode(msg: Received, topics: Topics, limits: Limits, out: Decoded, registered: Container[str] | None = None) -> None:
+    """Append the rows (or dead letters) of one message to ``out``.
+
+    ``registered``: the terminal ids of the registry; a message from any other id is one dead
+    letter (quarantine). None accepts every id (GRIDWATCH_ACCEPT_UNREGISTERED)."""
     received_at = datetime.fromtimestamp(msg.received_at, timezone.utc)
 
     def reject(reason: RejectReason, detail: str) -> None:
@@ -162,6 +210,9 @@ def decode(msg: Received, topics: Topics, limits: Limits, out: Decoded) -> None:
     parsed = topics.parse_terminal(msg.topic)
     if parsed is None:
         return reject(RejectReason.UNKNOWN_TOPIC, f"topic does not match {topics.prefix}/t/{{terminal_id}}/{{gps|event|ack|status}}")
+    if registered is not None and parsed.terminal_id not in registered:
+        return reject(RejectReason.UNREGISTERED_TERMINAL, f"terminal {parsed.terminal_id!r} is not in the registry "
+                      "(table terminal: import it with `python -m grid import --terminals`)")
     if len(msg.payload) > limits.max_payload_bytes:
         return reject(RejectReason.PAYLOAD_TOO_LARGE, f"{len(msg.payload)} bytes > limit {limits.max_payload_bytes}")
     if b"\\u0000" in msg.payload:
@@ -193,8 +244,7 @@ def _check_identity_and_time(model, terminal_id: str, received_at: datetime, lim
 
 
 def _extra_json(model) -> str | None:
-    extra = model.unknown_fields()
-    return orjson.dumps(extra, default=str).decode() if extra else None
+    return extra_json(model.unknown_fields())
 
 
 def _gps(payload, terminal_id, received_at, limits, out, reject) -> None:
@@ -202,26 +252,49 @@ def _gps(payload, terminal_id, received_at, limits, out, reject) -> None:
         doc = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         return reject(RejectReason.MALFORMED_JSON, str(exc))
-    is_array = isinstance(doc, list)
-    items = doc if is_array else [doc]
-    if not items:
-        return reject(RejectReason.INVALID_FIELDS, "empty array: send at least one fix")
-    for i, item in enumerate(items):
-        where = f"array item {i}: " if is_array else ""
-        try:
-            fix = GpsFix.model_validate(item)
-        except ValidationError as err:
-            reason, detail = _validation_reason(err)
-            reject(reason, where + detail)
-            continue
-        problem = _check_identity_and_time(fix, terminal_id, received_at, limits)
+    if not isinstance(doc, list):
+        fix, problem = _gps_fix(doc, terminal_id, received_at, limits)
         if problem:
-            reject(problem[0], where + problem[1])
-            continue
-        out.fixes.append(
-            FixRow(fix.ts, terminal_id, fix.seq, fix.lat, fix.lon, fix.acc_m, fix.speed_mps, fix.heading_deg,
-                   fix.battery_pct, received_at, _extra_json(fix))
-        )
+            return reject(*problem)
+        out.fixes.append(fix)
+        return None
+    if not doc:
+        return reject(RejectReason.INVALID_FIELDS, "empty array: send at least one fix")
+    if len(doc) > limits.max_fixes_per_array:
+        return reject(RejectReason.TOO_MANY_ITEMS, f"array of {len(doc)} items > limit {limits.max_fixes_per_array}")
+    bad: list[tuple[int, RejectReason, str]] = []
+    for i, item in enumerate(doc):
+        fix, problem = _gps_fix(item, terminal_id, received_at, limits)
+        if problem:
+            bad.append((i, *problem))
+        else:
+            out.fixes.append(fix)
+    if bad:  # one dead letter for the message, carrying the payload once, naming every bad item
+        reject(bad[0][1], _bad_items_detail(bad, len(doc)))
+
+
+def _gps_fix(item, terminal_id, received_at, limits) -> tuple[FixRow | None, tuple[RejectReason, str] | None]:
+    try:
+        fix = GpsFix.model_validate(item)
+    except ValidationError as err:
+        return None, _validation_reason(err)
+    problem = _check_identity_and_time(fix, terminal_id, received_at, limits)
+    if problem:
+        return None, problem
+    return FixRow(fix.ts, terminal_id, fix.seq, fix.lat, fix.lon, fix.acc_m, fix.speed_mps, fix.heading_deg,
+                  fix.battery_pct, received_at, _extra_json(fix)), None
+
+
+BAD_ITEMS_LISTED = 20
+
+
+def _bad_items_detail(bad: list[tuple[int, RejectReason, str]], total: int) -> str:
+    """``3 of 5 array items rejected (2 stored): item 1 [invalid_fields] seq: ...; ...``, the list truncated.
+
+    The dead letter's reason is the first bad item's; each listed item carries its own."""
+    listed = "; ".join(f"item {i} [{reason.value}] {detail[:80]}" for i, reason, detail in bad[:BAD_ITEMS_LISTED])
+    more = f"; ... and {len(bad) - BAD_ITEMS_LISTED} more" if len(bad) > BAD_ITEMS_LISTED else ""
+    return f"{len(bad)} of {total} array items rejected ({total - len(bad)} stored): {listed}{more}"
 
 
 def _event(payload, terminal_id, received_at, limits, out, reject) -> None:

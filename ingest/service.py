@@ -12,9 +12,13 @@ import psycopg
 import redis
 
 from db.maintenance import maintain
+from ingest.connections import pg_connect, redis_client
 from ingest.grids import GridCache
+from ingest.inbox import Inbox
 from ingest.mqtt_client import MqttReceiver
-from ingest.pipeline import DeadLetter, Decoded, Limits, Received, RejectReason, dead_letter, decode_batch, tag_grids
+from ingest.pipeline import (DeadLetter, Decoded, Limits, Received, RejectReason, dead_letter, decode_batch, tag_grids,
+                             terminal_ids)
+from ingest.registry import TerminalRegistry
 from ingest.store_pg import PgStore, Stored
 from ingest.store_redis import LiveStore
 from schemas.logs import fields
@@ -25,8 +29,14 @@ log = logging.getLogger("gridwatch.ingest")
 
 MAINTENANCE_EVERY_S = 3600
 # What PostgreSQL refuses because of the data itself: retrying cannot help, isolating can.
-# Anything else (connection lost, server shutting down, deadlock) is an outage: retry, never ack.
-REFUSED = (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError, psycopg.NotSupportedError)
+# ValueError/TypeError: the driver could not even encode a value (e.g. text PostgreSQL cannot
+# hold); decode is meant to stop those first, and if one slips through it must cost one message,
+# not the worker. Anything else is an outage: retry, never ack. That includes a permission or
+# schema error (ProgrammingError: InsufficientPrivilege, UndefinedTable, UndefinedColumn ...;
+# NotSupportedError): it says nothing about the message, and dead-lettering would acknowledge,
+# and so throw away, every message until someone fixes the database.
+REFUSED = (psycopg.DataError, psycopg.IntegrityError, ValueError, TypeError)
+MISCONFIGURED = (psycopg.ProgrammingError, psycopg.NotSupportedError)
 
 
 @dataclass
@@ -41,10 +51,11 @@ class Stats:
     redis_errors: int = 0
     window_started: float = field(default_factory=time.monotonic)
 
-    def line(self, backlog: int) -> str:
+    def line(self, backlog: int, backlog_bytes: int = 0) -> str:
         secs = max(time.monotonic() - self.window_started, 1e-6)
         return (f"{self.received / secs:.0f} msg/s, {self.fixes / secs:.0f} fixes/s stored, {self.events} events, "
-                f"{self.duplicates} duplicates, {self.dead} dead letters, {self.batches} batches, backlog {backlog}, "
+                f"{self.duplicates} duplicates, {self.dead} dead letters, {self.batches} batches, backlog {backlog} "
+                f"({backlog_bytes / 2**20:.1f} MiB), "
                 f"{self.db_errors} database errors, {self.redis_errors} Redis errors")
 
 
@@ -53,11 +64,13 @@ class IngestService:
         self.settings = settings
         self.topics = Topics(settings.topic_prefix)
         self.limits = Limits(settings.max_payload_bytes, settings.max_future_skew_s, settings.max_past_age_days)
-        self.inbox: queue.Queue[Received] = queue.Queue(maxsize=settings.ingest_queue_max)
-        self.pg = PgStore(settings.pg_dsn)
-        self.live = LiveStore(redis.Redis.from_url(settings.redis_url), RedisKeys(settings.redis_prefix),
+        self.inbox = Inbox(settings.ingest_queue_max, settings.ingest_queue_max_bytes)
+        self.pg = PgStore(settings.pg_dsn, lambda: pg_connect(settings, "gridwatch-ingest"))
+        self.live = LiveStore(redis_client(settings), RedisKeys(settings.redis_prefix),
                               settings.timezone, settings.event_stream_maxlen)
-        self.grids = GridCache(settings.pg_dsn, settings.grid_reload_s)
+        self.grids = GridCache(settings.pg_dsn, settings.grid_reload_s,
+                               lambda: pg_connect(settings, "gridwatch-ingest-grid"))
+        self.registry = TerminalRegistry(lambda: pg_connect(settings, "gridwatch-ingest-registry"), settings.grid_reload_s)
         self.receiver = MqttReceiver(settings, self.inbox)
         self.stop_event = threading.Event()
         self.stats = Stats()
@@ -70,12 +83,18 @@ class IngestService:
         """Run until stop() is called; the caller's thread becomes the worker."""
         self._connect_store()
         self.grids.locator()  # load the grid before the first batch, not during it
+        if not self.settings.accept_unregistered:
+            try:
+                self.registry.registered(())  # likewise the terminal registry
+            except psycopg.Error as exc:
+                log.error("could not load the terminal registry (%s); will retry with the first batch", exc)
         self.receiver.start()
         try:
             self._loop()
         finally:
             self.receiver.stop()
             self.pg.close()
+            self.registry.close()
             log.info("ingest stopped", extra=fields(**_totals(self.totals)))
 
     def stop(self) -> None:
@@ -101,7 +120,7 @@ class IngestService:
                 self._process(batch)
             now = time.monotonic()
             if now - last_report >= self.settings.stats_interval_s:
-                log.info("throughput: %s", self.stats.line(self.inbox.qsize()))
+                log.info("throughput: %s", self.stats.line(self.inbox.qsize(), self.inbox.bytes))
                 self.stats = Stats()
                 last_report = now
             if now - self._last_maintenance >= MAINTENANCE_EVERY_S:
@@ -129,12 +148,17 @@ class IngestService:
         return batch
 
     def _process(self, batch: list[Received]) -> None:
-        decoded = decode_batch(batch, self.topics, self.limits)
+        registered = None  # accept every terminal id
+        if not self.settings.accept_unregistered:
+            registered = self._registered_until_known(batch)
+            if registered is None:  # stopping while the database is down: nothing acked
+                return
+        decoded = decode_batch(batch, self.topics, self.limits, registered)
         for d in decoded.dead:
             _log_dead_letter(d)
         tag_grids(decoded, self.grids.locator())
         self._rebuild_live_if_lost()  # before the write: the rebuild must not already hold this batch
-        stored = self._store_until_done(batch, decoded)
+        stored = self._store_until_done(batch, decoded, registered)
         if stored is None:  # stopping while the database is down: nothing acked, the broker keeps it
             return
         self._update_live(stored)
@@ -147,7 +171,21 @@ class IngestService:
             s.dead += stored.dead
             s.batches += 1
 
-    def _store_until_done(self, batch: list[Received], decoded: Decoded) -> Stored | None:
+    def _registered_until_known(self, batch: list[Received]) -> set[str] | None:
+        """The registry's ids, current for this batch; waits out a database outage (None: stopping)."""
+        delay = 0.5
+        while True:
+            try:
+                return self.registry.registered(terminal_ids(batch, self.topics))
+            except psycopg.Error as exc:
+                self.stats.db_errors += 1
+                log.error("cannot read the terminal registry (%s: %s); batch of %d kept unacknowledged, retry in %.1f s",
+                          type(exc).__name__, str(exc).strip()[:200], len(batch), delay)
+                if self.stop_event.wait(delay):
+                    return None
+                delay = min(delay * 2, 15)
+
+    def _store_until_done(self, batch: list[Received], decoded: Decoded, registered: set[str] | None) -> Stored | None:
         """Retry a batch until PostgreSQL takes it: a database outage delays, never loses."""
         delay = 0.5
         while True:
@@ -157,22 +195,23 @@ class IngestService:
                 except REFUSED as exc:
                     log.warning("PostgreSQL refused a batch of %d (%s: %s); storing its messages one by one",
                                 len(batch), type(exc).__name__, str(exc).strip()[:200])
-                    return self._store_one_by_one(batch)
+                    return self._store_one_by_one(batch, registered)
             except psycopg.Error as exc:
                 self.stats.db_errors += 1
-                log.error("PostgreSQL write failed (%s: %s); batch of %d kept unacknowledged, retry in %.1f s",
-                          type(exc).__name__, str(exc).strip()[:200], len(batch), delay)
+                hint = " (a permission or schema problem: fix the database)" if isinstance(exc, MISCONFIGURED) else ""
+                log.error("PostgreSQL write failed (%s: %s)%s; batch of %d kept unacknowledged, retry in %.1f s",
+                          type(exc).__name__, str(exc).strip()[:200], hint, len(batch), delay)
                 self.pg.close()
                 if self.stop_event.wait(delay):
                     return None
                 delay = min(delay * 2, 15)
 
-    def _store_one_by_one(self, batch: list[Received]) -> Stored:
+    def _store_one_by_one(self, batch: list[Received], registered: set[str] | None) -> Stored:
         """One bad message must not stall every terminal: the ones PostgreSQL refuses become dead letters."""
         total = Stored()
         locator = self.grids.locator()
         for msg in batch:
-            one = decode_batch([msg], self.topics, self.limits)
+            one = decode_batch([msg], self.topics, self.limits, registered)
             tag_grids(one, locator)
             try:
                 total.merge(self.pg.write(one))
@@ -187,7 +226,7 @@ class IngestService:
         try:
             if self._live_stale or self.live.needs_rebuild():
                 # its own connection: the writer's must never be left inside a read transaction
-                with psycopg.connect(self.settings.pg_dsn, application_name="gridwatch-ingest-rebuild") as conn:
+                with pg_connect(self.settings, "gridwatch-ingest-rebuild") as conn:
                     self.live.rebuild(conn)
                 self._live_stale = False
         except (redis.RedisError, psycopg.Error) as exc:

@@ -8,6 +8,7 @@ handed on to the live state, so a redelivery neither adds a row nor counts twice
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psycopg
@@ -74,14 +75,16 @@ class Stored:
 class PgStore:
     """One connection, owned by the ingest worker thread."""
 
-    def __init__(self, dsn: str):
+    def __init__(self, dsn: str, connect: Callable[[], psycopg.Connection] | None = None):
         self.dsn = dsn
+        # the service passes one with timeouts (ingest.connections); tools and tests may use the plain one
+        self._connect = connect or (lambda: psycopg.connect(self.dsn, application_name="gridwatch-ingest"))
         self.conn: psycopg.Connection | None = None
         self.mode: StoreMode | None = None
 
     def connect(self) -> None:
         self.close()
-        conn = psycopg.connect(self.dsn, application_name="gridwatch-ingest")
+        conn = self._connect()
         self.mode = recorded_mode(conn)
         if self.mode is None:
             conn.close()

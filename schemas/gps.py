@@ -22,7 +22,12 @@ class GpsFix(TerminalMessage):
     battery_pct: Annotated[float | None, Field(None, ge=0, le=100, description="Battery level, percent")]
 
 
-GpsPayload = GpsFix | Annotated[list[GpsFix], Field(min_length=1, max_length=10_000)]
+# The protocol's own limit on one array. The reference terminal flushes at most 500 fixes at a
+# time (terminal TerminalConfig.max_array); twice that leaves room for other clients. Ingest
+# dead-letters a longer array as a whole (too_many_items) before looking at its items.
+MAX_FIXES_PER_ARRAY = 1000
+
+GpsPayload = GpsFix | Annotated[list[GpsFix], Field(min_length=1, max_length=MAX_FIXES_PER_ARRAY)]
 gps_payload_adapter: TypeAdapter[GpsPayload] = TypeAdapter(GpsPayload)
 
 

@@ -52,6 +52,27 @@ class Settings(BaseSettings):
     stats_interval_s: float = Field(10.0, description="Seconds between throughput summaries in the log")
     grid_reload_s: float = Field(30.0, description="Seconds between checks for a re-imported grid")
 
+    # --- Ingest hardening (issue 14: a hung server or one message never stops ingest) ---
+    redis_connect_timeout_s: float = Field(5.0, description="Ingest: seconds to wait for a Redis connection before the call fails")
+    redis_socket_timeout_s: float = Field(
+        10.0, description="Ingest: seconds to wait for a Redis reply; a timeout marks live state for a rebuild, it never blocks storing"
+    )
+    pg_connect_timeout_s: int = Field(10, description="Ingest: seconds to wait for a PostgreSQL connection (then retried with backoff)")
+    pg_statement_timeout_s: float = Field(
+        60.0, description="Ingest: a statement running longer is cancelled and its batch retried, unacknowledged (0 = no limit)"
+    )
+    pg_idle_in_transaction_timeout_s: float = Field(
+        60.0, description="Ingest: PostgreSQL ends an ingest session left idle inside a transaction this long (0 = no limit)"
+    )
+    ingest_queue_max_bytes: int = Field(
+        256 * 2**20, description="Bound of the receive queue in bytes (payload + topic + 256 per message); when full, "
+        "ingest stops reading from the broker, which holds the rest"
+    )
+    accept_unregistered: bool = Field(
+        False, description="Ingest: store messages from terminal ids not in the registry (table terminal); "
+        "false quarantines them as dead letters (unregistered_terminal) that never reach live state"
+    )
+
     # --- Live state semantics ---
     online_window_s: int = Field(120, description="A terminal is online when its last fix or heartbeat is younger than this")
     timezone: str = Field("Asia/Shanghai", description="Time zone of the bureau: 'today' starts at its midnight")

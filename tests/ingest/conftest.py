@@ -21,10 +21,24 @@ GRID_A = {"type": "Polygon", "coordinates": [[[117.00, 28.24], [117.03, 28.24], 
 GRID_B = {"type": "Polygon", "coordinates": [[[117.03, 28.24], [117.06, 28.24], [117.06, 28.28], [117.03, 28.28], [117.03, 28.24]]]}
 
 
-class Terminal:
-    """A bare MQTT publisher playing terminals (QoS 1, waits for each PUBACK)."""
+def register_terminals(dsn: str, terminal_ids) -> None:
+    """Put terminal ids in the registry (table ``terminal``), as an operator's import would:
+    ingest quarantines messages from ids it does not know (GRIDWATCH_ACCEPT_UNREGISTERED=false)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO terminal (terminal_id, model) VALUES (%s, 'test') ON CONFLICT DO NOTHING",
+                            [(t,) for t in terminal_ids])
 
-    def __init__(self, settings: Settings):
+
+class Terminal:
+    """A bare MQTT publisher playing terminals (QoS 1, waits for each PUBACK).
+
+    Each terminal id it publishes from is registered first (``register=False`` plays a terminal
+    the registry does not know)."""
+
+    def __init__(self, settings: Settings, register: bool = True):
+        self.dsn = settings.pg_dsn if register else None
+        self.registered: set[str] = set()
         self.topics = Topics(settings.topic_prefix)
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-pub-{uuid.uuid4().hex[:8]}",
                                   protocol=mqtt.MQTTv5)
@@ -33,6 +47,9 @@ class Terminal:
         self.client.loop_start()
 
     def publish(self, terminal_id: str, channel: str, payload, wait: bool = True):
+        if self.dsn is not None and terminal_id not in self.registered:
+            register_terminals(self.dsn, [terminal_id])
+            self.registered.add(terminal_id)
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         info = self.client.publish(self.topics.terminal(terminal_id, channel), data, qos=1)
         if wait:

@@ -14,6 +14,7 @@ import pytest
 from db.migrate import drop_database, ensure_database, migrate
 from terminal.client import TerminalClient, TerminalConfig
 from terminal.simulator import Simulator, load_registry
+from tests.ingest.conftest import register_terminals
 from tests.support import ROOT, ServiceProcess, wait_until
 
 
@@ -64,6 +65,7 @@ def test_simulated_officers_are_stored_in_their_own_grids(city_ingest, city_dsn)
 def test_buffered_offline_fixes_arrive_in_order_after_reconnect(city_ingest, city_dsn):
     s = city_ingest
     t = "TBUF" + uuid.uuid4().hex[:6]
+    register_terminals(city_dsn, [t])
     client = TerminalClient(TerminalConfig(terminal_id=t, prefix=s.topic_prefix), host=s.mqtt_host, port=s.mqtt_port).start()
     try:
         assert client.wait_connected(10)

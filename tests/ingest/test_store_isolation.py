@@ -32,7 +32,7 @@ def test_refused_message_is_isolated_and_the_rest_stored(test_settings, pg_dsn):
 
     service.pg.write = write_with_one_corrupt_row
     try:
-        stored = service._store_until_done(batch, decode_batch(batch, service.topics, service.limits))
+        stored = service._store_until_done(batch, decode_batch(batch, service.topics, service.limits), None)
     finally:
         service.pg.close()
     assert sorted(f.seq for f in stored.fixes) == [0, 2, 3]

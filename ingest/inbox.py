@@ -1,0 +1,95 @@
+"""The receive queue between the MQTT network thread and the worker, bounded by count AND bytes.
+
+The broker accepts payloads up to 256 KiB, so a count bound alone (200,000) could hold ~50 GB.
+When either bound is reached, ``put`` blocks: the network thread stops reading its socket, TCP
+back-pressure reaches the broker, and the broker holds the rest in ingest's persistent session
+(nothing is dropped; what is not yet stored is not yet acknowledged either).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from ingest.pipeline import Received
+
+# What one queued message costs beyond its payload and topic: the Received object, its bytes
+# and str headers, the deque slot. Rounded up; it only has to keep many tiny messages honest.
+PER_MESSAGE_OVERHEAD = 256
+
+
+def message_cost(msg: Received) -> int:
+    return len(msg.payload) + len(msg.topic) + PER_MESSAGE_OVERHEAD
+
+
+@dataclass
+class Budget:
+    """The pure accounting: what is held, and whether one more message may join."""
+
+    max_count: int
+    max_bytes: int
+    count: int = 0
+    bytes: int = 0
+
+    def admits(self, cost: int) -> bool:
+        # An empty queue takes any message, even one larger than max_bytes: never a deadlock.
+        if self.count == 0:
+            return True
+        return self.count < self.max_count and self.bytes + cost <= self.max_bytes
+
+    def add(self, cost: int) -> None:
+        self.count += 1
+        self.bytes += cost
+
+    def remove(self, cost: int) -> None:
+        self.count -= 1
+        self.bytes -= cost
+
+
+class Inbox:
+    """A FIFO with the ``queue.Queue`` calls ingest uses (put, get, get_nowait, qsize)."""
+
+    def __init__(self, max_count: int, max_bytes: int):
+        self.budget = Budget(max_count, max_bytes)
+        self._items: deque[tuple[Received, int]] = deque()
+        self._cond = threading.Condition()
+        self.blocked_s = 0.0  # total time put() waited for room: how long back-pressure held the broker
+
+    def put(self, msg: Received) -> None:
+        cost = message_cost(msg)
+        with self._cond:
+            if not self.budget.admits(cost):
+                started = time.monotonic()
+                self._cond.wait_for(lambda: self.budget.admits(cost))
+                self.blocked_s += time.monotonic() - started
+            self._items.append((msg, cost))
+            self.budget.add(cost)
+            self._cond.notify_all()
+
+    def get(self, timeout: float | None = None) -> Received:
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._items, timeout):
+                raise queue.Empty
+            return self._take()
+
+    def get_nowait(self) -> Received:
+        with self._cond:
+            if not self._items:
+                raise queue.Empty
+            return self._take()
+
+    def _take(self) -> Received:
+        msg, cost = self._items.popleft()
+        self.budget.remove(cost)
+        self._cond.notify_all()
+        return msg
+
+    def qsize(self) -> int:
+        return self.budget.count
+
+    @property
+    def bytes(self) -> int:
+        return self.budget.bytes
