@@ -133,7 +133,9 @@ def main() -> int:
         tag = uuid.uuid4().hex[:6]
         s = base.model_copy(update={"pg_dsn": dsn, "redis_prefix": f"gwbench:{tag}:", "topic_prefix": f"bench/{tag}/gw/v1",
                                     "ingest_client_id": f"gw-bench-{tag}", "ingest_share_group": f"bench{tag}",
-                                    "log_level": "INFO", "stats_interval_s": 5.0})
+                                    "log_level": "INFO", "stats_interval_s": 5.0,
+                                    # the load generator's ids are synthetic, not the demo registry's
+                                    "accept_unregistered": True})
         logs = ROOT / "artifacts"
         logs.mkdir(exist_ok=True)
         print(f"ceiling: bare paho subscriber, {args.fixes} single-fix messages from {args.terminals} terminals ...", flush=True)

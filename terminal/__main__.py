@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.synthetic is not None:
         specs = synthetic_specs(args.synthetic, seed=args.seed)
+        # Their ids are in no registry: ingest quarantines them unless told to accept them.
+        log.warning("synthetic terminals are not in the registry: run ingest with GRIDWATCH_ACCEPT_UNREGISTERED=true "
+                    "or their messages go to the dead letters (unregistered_terminal)")
     else:
         try:
             specs = load_registry(args.pg_dsn, limit=args.terminals)
