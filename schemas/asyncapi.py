@@ -48,7 +48,7 @@ from schemas.events import (
     SosBody,
     terminal_event_adapter,
 )
-from schemas.gps import GpsFix, gps_payload_adapter
+from schemas.gps import MAX_FIXES_PER_ARRAY, GpsFix, gps_payload_adapter
 from schemas.settings import Settings
 from schemas.status import TerminalStatus
 from schemas.topics import Channel, Topics
@@ -363,7 +363,7 @@ def build_document(prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:
                 "max_payload_bytes": MAX_PAYLOAD_BYTES,
                 "max_future_skew_s": MAX_FUTURE_SKEW_S,
                 "max_past_age_days": MAX_PAST_AGE_DAYS,
-                "max_fixes_per_array": 10_000,
+                "max_fixes_per_array": MAX_FIXES_PER_ARRAY,
                 "recommended_fixes_per_array": 500,
             },
             "x-gridwatch-rules": [{"dead_letter_reason": r, "rule": t} for r, t in RULES],

@@ -158,7 +158,7 @@ def settings_table_markdown() -> str:
     lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
     for name, field in Settings.model_fields.items():
         default = field.default
-        shown = "—" if default is None else ", ".join(map(str, default)) if isinstance(default, tuple) else str(default)
+        shown = "—" if default is None else ",".join(map(str, default)) if isinstance(default, tuple) else str(default)
         lines.append(f"| `GRIDWATCH_{name.upper()}` | `{shown}` | {field.description or ''} |")
     return "\n".join(lines)
 
