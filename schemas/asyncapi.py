@@ -91,6 +91,16 @@ RULES: list[tuple[str, str]] = [
         "ts_too_old",
         f"A timestamp older than max_past_age_days (default {MAX_PAST_AGE_DAYS} days) is rejected (a terminal clock reset).",
     ),
+    (
+        "too_many_items",
+        f"A GPS array of more than {MAX_FIXES_PER_ARRAY} fixes is rejected whole. Within the cap, bad fixes are rejected "
+        "(one dead letter per message listing their indexes) and the good ones stored.",
+    ),
+    (
+        "unregistered_terminal",
+        "A terminal id that is not in the bureau's registry is quarantined: nothing it sends is stored or shown "
+        "until the terminal is registered.",
+    ),
 ]
 
 NOTES: list[str] = [
