@@ -88,10 +88,11 @@
       map.invalidateSize({pan: false});  // the panel may have been laid out after the map was created
       map.fitBounds(b, {animate: false, padding: [6, 6]});
       gw.cityFitted = true;
+      gw.cityFitZoom = map.getZoom();  // tests and diagnostics: the zoom the fit chose
     }
     function added(e) {
       var p = e.layer && e.layer.feature && e.layer.feature.properties;
-      if (!done && !timer && p && p.level === 2) timer = setTimeout(fit, 50);  // after the whole batch
+      if (!done && !timer && p && p.level === 2) timer = setTimeout(fit, 0);  // after the whole batch (addData is synchronous)
     }
     map.on("layeradd", added);
     map.once("dragstart", cancel);
