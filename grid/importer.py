@@ -177,14 +177,18 @@ def _undecodable(data: bytes, exc: UnicodeDecodeError, hint: str) -> Undecodable
     return UndecodableFile(exc.encoding, line, f"cannot be decoded as {exc.encoding} (bytes {bad.hex(' ')}); {hint}")
 
 
+_WIDE = re.compile("[\u0800-\ufffc\ufffe-\U0010ffff]")  # three- and four-byte UTF-8 characters, U+FFFD aside
+
+
 def _mostly_utf8(data: bytes) -> bool:
-    """UTF-8 but for a few bad bytes (a damaged UTF-8 file), as against GBK text, where nearly
-    every non-ASCII byte is invalid UTF-8. GB18030 decodes almost any bytes: it must not get
-    a damaged UTF-8 file, whose names it would turn into other, wrong characters."""
+    """UTF-8 but for a few bad bytes (a damaged UTF-8 file), as against GBK text. Chinese in UTF-8
+    takes three bytes; GBK pairs that happen to be valid UTF-8 are two-byte sequences (three-byte
+    ones by chance are rare), so only three-byte characters count as evidence. GB18030 decodes
+    almost any bytes: it must not get a damaged UTF-8 file, whose names it would turn into wrong ones."""
     text = data.decode("utf-8", errors="replace")
     bad = text.count("\ufffd")
-    non_ascii = len(text) - len(text.encode("ascii", errors="ignore"))
-    return non_ascii - bad >= 4 * bad
+    wide = sum(1 for _ in _WIDE.finditer(text))
+    return wide >= 4 * bad
 
 
 _NOT_CJK = re.compile(r"[^\x00-\x7f\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")

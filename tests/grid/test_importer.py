@@ -284,7 +284,7 @@ def test_damaged_utf8_is_rejected_not_read_as_gbk(tmp_path):
 
 
 # Many GBK pairs are also valid UTF-8 two-byte sequences (鹰, 潭, 石, 谢, 霞, 袁, 萍 ... are): short texts of them.
-CJK_WORDS = ["鹰潭", "月湖", "龙虎山", "石港", "餐馆", "药房", "有限公司", "王伟", "李娜", "谢霞", "袁萍", "（分店）", "阿依古丽·买买提"]
+CJK_WORDS = ["鹰潭", "月湖", "龙虎山", "石港", "餐馆", "药房", "有限公司", "王伟", "李娜", "谢霞", "袁萍", "（分店）", "阿依古丽·买买提", "山", "石", "叶"]
 
 
 @given(rows=st.lists(st.tuples(st.sampled_from(CJK_WORDS), st.text(alphabet="abcXYZ0123 -", max_size=6)), min_size=1, max_size=8),
