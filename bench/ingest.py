@@ -26,7 +26,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 
 from db.migrate import drop_database, ensure_database, migrate
-from schemas.settings import Settings
+from schemas.settings import Settings, get_settings
 from schemas.topics import Topics
 from terminal.loadgen import LoadStats, publish_fixes
 from tests.support import ServiceProcess, wait_until
@@ -122,7 +122,7 @@ def main() -> int:
     ap.add_argument("--terminals", type=int, default=1000)
     ap.add_argument("--rate", type=float, default=5000)
     args = ap.parse_args()
-    base = Settings()
+    base = get_settings()
     dsn = psycopg.conninfo.make_conninfo(base.pg_dsn, dbname=f"gw_bench_{uuid.uuid4().hex[:6]}")
     ensure_database(dsn)
     try:

@@ -25,7 +25,7 @@ import orjson
 from dashboard import live
 from dashboard.deps import Deps
 from dashboard.devserver import SyntheticWall
-from schemas.settings import Settings
+from schemas.settings import get_settings
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -178,7 +178,7 @@ def main() -> None:
     ap.add_argument("--no-browser", action="store_true")
     ap.add_argument("--demo", action="store_true", help="the demo city of grid/ (its own terminal count) instead of the synthetic one")
     args = ap.parse_args()
-    with SyntheticWall(Settings(), terminals=1000, entities=70_000, demo=args.demo) as w:
+    with SyntheticWall(get_settings(), terminals=1000, entities=70_000, demo=args.demo) as w:
         time.sleep(2)
         s = bench_server(w, args.seconds)
         br = {} if args.no_browser else bench_browser(w)

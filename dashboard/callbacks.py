@@ -105,9 +105,9 @@ def _layout(title: str, **kw) -> dict:
     return base | kw
 
 
-def _empty(fig: go.Figure, lang: str) -> go.Figure:
+def _empty(fig: go.Figure, lang: str, keep_x: bool = False) -> go.Figure:
     fig.add_annotation(text=t("charts.no_data", lang), showarrow=False, font={"size": 14, "color": "#7f93ab"}, x=0.5, y=0.5, xref="paper", yref="paper")
-    fig.update_xaxes(visible=False)
+    fig.update_xaxes(visible=keep_x)
     fig.update_yaxes(visible=False)
     return fig
 
@@ -126,6 +126,8 @@ def chart_data(deps: Deps, rng: str, now: float | None = None) -> dict:
             cats = queries.reports_by_category(conn, start, end)
         return {
             "activity": [[r.bucket.isoformat(), r.kind, r.n] for r in act],
+            "window": [start.isoformat(), end.isoformat()],
+            "bin_h": bin_h,
             "grids": [[r.code, r.name, r.n] for r in grids],
             "categories": [[r.category, r.n] for r in cats],
         }
@@ -133,20 +135,47 @@ def chart_data(deps: Deps, rng: str, now: float | None = None) -> dict:
     return deps.cached(f"charts:{rng}:{lang}", 60, compute)
 
 
+def _window_axis(data: dict, zone: ZoneInfo) -> dict:
+    """x-axis props spanning the chosen window (local time), with ticks on round hours or days.
+
+    Without a fixed range plotly autoscales to the data: one bin gave millisecond ticks."""
+    if not data.get("window"):
+        return {}
+    x0, x1 = (datetime.fromisoformat(v).astimezone(zone).replace(tzinfo=None) for v in data["window"])
+    hours = (x1 - x0).total_seconds() / 3600
+    dtick_h, fmt = (3, "%H:%M") if hours <= 24 else (24, "%m-%d") if hours <= 24 * 7 else (24 * 5, "%m-%d")
+    return {"range": [x0, x1], "type": "date", "tick0": "2000-01-01", "dtick": dtick_h * 3600 * 1000, "tickformat": fmt}
+
+
+def _activity_series(data: dict, zone: ZoneInfo) -> dict[str, tuple[list, list]]:
+    """kind -> (local bin starts, counts); bins without events between the first and last bin count 0
+    (the query returns only bins that have rows: a line drawn across a gap would invent events)."""
+    counts: dict[str, dict[datetime, int]] = {}
+    for ts, kind, n in data["activity"]:
+        counts.setdefault(kind, {})[datetime.fromisoformat(ts)] = n
+    if not counts:
+        return {}
+    seen = sorted({b for per in counts.values() for b in per})
+    step = timedelta(hours=data.get("bin_h") or 1)
+    bins, b = [], seen[0]
+    while b <= seen[-1]:
+        bins.append(b)
+        b += step
+    return {kind: ([x.astimezone(zone).replace(tzinfo=None) for x in bins], [per.get(x, 0) for x in bins]) for kind, per in counts.items()}
+
+
 def chart_figures(data: dict, lang: str, tz: str) -> tuple[go.Figure, go.Figure, go.Figure]:
     zone = ZoneInfo(tz)
     act = go.Figure(layout=_layout(t("charts.activity", lang), legend={"orientation": "h", "y": -0.18, "font": {"size": 10}}, hovermode="x unified"))
-    series: dict[str, tuple[list, list]] = {}
-    for ts, kind, n in data["activity"]:
-        xs, ys = series.setdefault(kind, ([], []))
-        xs.append(datetime.fromisoformat(ts).astimezone(zone).replace(tzinfo=None))
-        ys.append(n)
+    series = _activity_series(data, zone)
     for kind in queries.ACTIVITY_KINDS:
         if kind in series:
             xs, ys = series[kind]
-            act.add_trace(go.Scatter(x=xs, y=ys, name=t("kind." + kind, lang), mode="lines", line={"width": 2, "color": KIND_COLOURS[kind]}, stackgroup=None))
+            act.add_trace(go.Scatter(x=xs, y=ys, name=t("kind." + kind, lang), mode="lines+markers", marker={"size": 4},
+                                     line={"width": 2, "color": KIND_COLOURS[kind]}, stackgroup=None))
     if not series:
-        _empty(act, lang)
+        _empty(act, lang, keep_x=True)
+    act.update_xaxes(**_window_axis(data, zone))
 
     grids = go.Figure(layout=_layout(t("charts.inspections_by_grid", lang), margin={"l": 110, "r": 12, "t": 34, "b": 24}))
     if data["grids"]:

@@ -25,7 +25,7 @@ import redis
 
 from dashboard import synthetic
 from db.migrate import drop_database
-from schemas.settings import Settings
+from schemas.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -175,7 +175,7 @@ def main() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _term)
-    with SyntheticWall(Settings(), terminals=args.terminals, entities=args.entities, port=args.port, language=args.language, demo=args.demo) as w:
+    with SyntheticWall(get_settings(), terminals=args.terminals, entities=args.entities, port=args.port, language=args.language, demo=args.demo) as w:
         print(f"wall on {w.url} (operator) and {w.url}/wall; log {w.log_path}; Ctrl-C to stop", flush=True)
         try:
             while True:

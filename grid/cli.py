@@ -2,7 +2,7 @@
 
     python -m grid demo [--seed N] [--out DIR] [--if-empty] [--entities 70000] [--officers 116] [--no-import]
     python -m grid import [--dir DIR] [--branches F] [--grids F] [--people F] [--terminals F] [--entities F]
-                          [--repair] [--map field=property ...]
+                          [--repair] [--map field=property ...] [--encoding gbk]
     python -m grid check [--outline city.geojson] [--tolerance-m2 1]
 
 The database is Settings.pg_dsn (env GRIDWATCH_PG_DSN) unless --dsn is given.
@@ -12,6 +12,7 @@ Exit status: 0 all good, 1 some rows/features rejected or coverage issues found,
 from __future__ import annotations
 
 import argparse
+import codecs
 import json
 import logging
 import sys
@@ -61,8 +62,15 @@ def cmd_import(a) -> int:
         print("nothing to import: give --dir or at least one file", file=sys.stderr)
         return 2
     mapping = GeoJsonMapping().with_overrides(a.map or [])
+    if a.encoding:
+        try:
+            codecs.lookup(a.encoding)
+        except LookupError:
+            print(f"unknown encoding {a.encoding!r} (e.g. utf-8, gbk, gb18030)", file=sys.stderr)
+            return 2
     with _connect(a.dsn) as conn:
-        rep = import_files(conn, bbox=tuple(_settings().city_bbox), repair=a.repair, mapping=mapping, **paths)
+        rep = import_files(conn, bbox=tuple(_settings().city_bbox), repair=a.repair, mapping=mapping, encoding=a.encoding,
+                           **paths)
     _print_report(rep)
     return 1 if rep.errors else 0
 
@@ -144,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         i.add_argument(f"--{k}", help=f"{k} file")
     i.add_argument("--repair", action="store_true", help="keep the polygonal part of invalid polygons")
     i.add_argument("--map", action="append", metavar="FIELD=PROPERTY", help="GeoJSON property mapping override")
+    i.add_argument("--encoding", help="encoding of the CSV files, e.g. gbk (default: detected per file: UTF-8 with or"
+                                      " without BOM, else GB18030/GBK; the log says which)")
     i.set_defaults(func=cmd_import)
 
     c = sub.add_parser("check", help="coverage and geometry report of the stored grids")

@@ -12,7 +12,10 @@ GeoJSON property mapping (``GeoJsonMapping``; override with ``--map field=proper
 code, level-2: its level-1 code), ``branch`` (level-1: the branch-office code, preferred over
 ``parent``), ``synthetic``. Coordinates must be WGS-84 lon/lat (convert GCJ-02 first).
 
-CSV columns (header row required, UTF-8, extra columns ignored):
+CSV columns (header row required, extra columns ignored). Encoding: UTF-8 with or without BOM,
+else GB18030 (a superset of GBK, what a Chinese Excel saves as "CSV"), detected per file and
+logged; ``encoding=`` (``--encoding``) forces one. A file that does not decode is rejected
+whole with its first undecodable line (a half-decoded file would store wrong names):
 * branch offices: code, name_zh, name_en, synthetic
 * people: person_id, name, role, phone, grids (';'-separated codes), synthetic
 * terminals: terminal_id, person_id, model
@@ -22,8 +25,10 @@ CSV columns (header row required, UTF-8, extra columns ignored):
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
+import io
 import json
 import logging
 import re
@@ -158,25 +163,105 @@ def read_grids(path: Path, bbox: tuple[float, float, float, float], repair: bool
     return l1, l2, problems
 
 
-def _rows(path: Path, required: Iterable[str]) -> tuple[list[tuple[int, dict]], list[Problem]]:
+class UndecodableFile(ValueError):
+    """The bytes do not decode: ``line`` is the first line that fails under ``encoding``."""
+
+    def __init__(self, encoding: str, line: int, message: str):
+        super().__init__(message)
+        self.encoding, self.line = encoding, line
+
+
+def _undecodable(data: bytes, exc: UnicodeDecodeError, hint: str) -> UndecodableFile:
+    line = data[: exc.start].decode(exc.encoding, errors="replace").count("\n") + 1
+    bad = data[exc.start: exc.end]
+    return UndecodableFile(exc.encoding, line, f"cannot be decoded as {exc.encoding} (bytes {bad.hex(' ')}); {hint}")
+
+
+_WIDE = re.compile("[\u0800-\ufffc\ufffe-\U0010ffff]")  # three- and four-byte UTF-8 characters, U+FFFD aside
+
+
+def _mostly_utf8(data: bytes) -> bool:
+    """UTF-8 but for a few bad bytes (a damaged UTF-8 file), as against GBK text. Chinese in UTF-8
+    takes three bytes; GBK pairs that happen to be valid UTF-8 are two-byte sequences (three-byte
+    ones by chance are rare), so only three-byte characters count as evidence. GB18030 decodes
+    almost any bytes: it must not get a damaged UTF-8 file, whose names it would turn into wrong ones."""
+    text = data.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd")
+    wide = sum(1 for _ in _WIDE.finditer(text))
+    return wide >= 4 * bad
+
+
+_NOT_CJK = re.compile(r"[^\x00-\x7f\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
+
+
+def _gbk_posing_as_utf8(data: bytes, text: str) -> bool:
+    """Valid UTF-8 that is GBK: some GBK pairs are also UTF-8 two-byte sequences (鹰潭 is), which
+    decode to Cyrillic- or Arabic-range letters. Chinese in UTF-8 takes three bytes, so a file
+    whose UTF-8 reading has no three-byte character but whose GB18030 reading is all Chinese is
+    GBK (only short files can fall here: a long GBK file is never valid UTF-8)."""
+    if text.isascii() or max(text) >= "\u0800":
+        return False
+    try:
+        return _NOT_CJK.search(data.decode("gb18030")) is None
+    except UnicodeDecodeError:
+        return False
+
+
+def _strict(data: bytes, codec: str) -> str:
+    """``data`` decoded under ``codec``, strictly; a UTF-8 BOM is dropped (never part of the header)."""
+    if codecs.lookup(codec).name == "utf-8" and data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]  # error offsets (and so line numbers) count from here
+    return data.decode(codec)
+
+
+def decode_csv(data: bytes, encoding: str | None = None) -> tuple[str, str]:
+    """(text, encoding used) of a CSV file's bytes; raises UndecodableFile.
+
+    ``encoding`` forces one (strict). Otherwise UTF-8 (a BOM is dropped), then GB18030 (GBK),
+    both strict: UTF-8 first because GBK text is almost never valid UTF-8, while any UTF-8 would
+    decode, wrongly, as GB18030."""
+    body = data[len(codecs.BOM_UTF8):] if data.startswith(codecs.BOM_UTF8) else data
+    if encoding:
+        try:
+            return _strict(data, encoding), encoding
+        except UnicodeDecodeError as exc:
+            raise _undecodable(exc.object, exc, f"is --encoding {encoding} right?") from None
+    try:
+        text = _strict(data, "utf-8")
+        if not _gbk_posing_as_utf8(body, text):
+            return text, "utf-8 with BOM" if body is not data else "utf-8"
+    except UnicodeDecodeError as exc:
+        if _mostly_utf8(body):
+            raise _undecodable(body, exc, "the rest is UTF-8: the file is damaged there") from None
+    try:
+        return data.decode("gb18030"), "gb18030 (GBK)"
+    except UnicodeDecodeError as exc:
+        raise _undecodable(data, exc, "neither UTF-8 nor GB18030/GBK: save it as UTF-8 or give --encoding") from None
+
+
+def _rows(path: Path, required: Iterable[str], encoding: str | None = None) -> tuple[list[tuple[int, dict]], list[Problem]]:
     """(line number, row) pairs of a CSV file, or a file-level problem."""
     try:
-        f = path.open(encoding="utf-8-sig", newline="")
+        data = path.read_bytes()
     except OSError as exc:
         return [], [Problem(path.name, "file", f"cannot open: {exc}")]
-    with f:
-        reader = csv.DictReader(f)
-        missing = [c for c in required if c not in (reader.fieldnames or [])]
-        if missing:
-            return [], [Problem(path.name, "line 1", f"missing column(s): {', '.join(missing)}")]
-        out = []
-        for row in reader:
-            out.append((reader.line_num, row))
-        return out, []
+    try:
+        text, used = decode_csv(data, encoding)
+    except UndecodableFile as exc:
+        return [], [Problem(path.name, f"line {exc.line}", f"file rejected: {exc}")]
+    log.info("%s: read as %s (%s)", path.name, used, "given" if encoding else "detected")
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    missing = [c for c in required if c not in (reader.fieldnames or [])]
+    if missing:
+        return [], [Problem(path.name, "line 1", f"missing column(s): {', '.join(missing)}")]
+    out = []
+    for row in reader:
+        out.append((reader.line_num, row))
+    return out, []
 
 
-def _parse(path: Path, required: tuple[str, ...], key: str, build) -> tuple[list, list[Problem]]:
-    rows, problems = _rows(path, required)
+def _parse(path: Path, required: tuple[str, ...], key: str, build, encoding: str | None = None) -> tuple[list, list[Problem]]:
+    rows, problems = _rows(path, required, encoding)
     out, first = [], {}
     for line, row in rows:
         try:
@@ -193,14 +278,14 @@ def _parse(path: Path, required: tuple[str, ...], key: str, build) -> tuple[list
     return out, problems
 
 
-def read_branches(path: Path) -> tuple[list[BranchOffice], list[Problem]]:
+def read_branches(path: Path, encoding: str | None = None) -> tuple[list[BranchOffice], list[Problem]]:
     def build(r):
         return BranchOffice(_need(r, "code"), _need(r, "name_zh"), (r.get("name_en") or "").strip(),
                             parse_bool(r.get("synthetic")))
-    return _parse(path, ("code", "name_zh"), "code", build)
+    return _parse(path, ("code", "name_zh"), "code", build, encoding)
 
 
-def read_people(path: Path) -> tuple[list[Person], list[Problem]]:
+def read_people(path: Path, encoding: str | None = None) -> tuple[list[Person], list[Problem]]:
     def build(r):
         role = _need(r, "role")
         try:
@@ -214,16 +299,16 @@ def read_people(path: Path) -> tuple[list[Person], list[Problem]]:
             raise RowError("an officer (level2_supervisor) needs at least one grid")
         return Person(_need(r, "person_id"), _need(r, "name"), role, (r.get("phone") or "").strip(), grids,
                       parse_bool(r.get("synthetic")))
-    return _parse(path, ("person_id", "name", "role", "grids"), "person_id", build)
+    return _parse(path, ("person_id", "name", "role", "grids"), "person_id", build, encoding)
 
 
-def read_terminals(path: Path) -> tuple[list[Terminal], list[Problem]]:
+def read_terminals(path: Path, encoding: str | None = None) -> tuple[list[Terminal], list[Problem]]:
     def build(r):
         tid = _need(r, "terminal_id")
         if not TERMINAL_ID.match(tid):
             raise RowError(f"terminal_id {tid!r} must match {TERMINAL_ID.pattern}")
         return Terminal(tid, _need(r, "person_id"), (r.get("model") or "").strip())
-    return _parse(path, ("terminal_id", "person_id"), "terminal_id", build)
+    return _parse(path, ("terminal_id", "person_id"), "terminal_id", build, encoding)
 
 
 def _entity(r: dict) -> dict:
@@ -255,8 +340,8 @@ def _entity(r: dict) -> dict:
             "risk_level": risk, "synthetic": parse_bool(r.get("synthetic"))}
 
 
-def read_entities(path: Path) -> tuple[list[dict], list[Problem]]:
-    return _parse(path, ("uscc", "name", "kind", "lat", "lon"), "uscc", _entity)
+def read_entities(path: Path, encoding: str | None = None) -> tuple[list[dict], list[Problem]]:
+    return _parse(path, ("uscc", "name", "kind", "lat", "lon"), "uscc", _entity, encoding)
 
 
 # ------------------------------------------------------------------ database
@@ -377,10 +462,12 @@ def import_files(
     bbox: tuple[float, float, float, float] = (116.60, 27.75, 117.55, 28.72),
     repair: bool = False,
     mapping: GeoJsonMapping = GeoJsonMapping(),
+    encoding: str | None = None,
 ) -> Report:
     """Import whichever files are given, in dependency order, in one transaction.
 
-    ``bbox``: Settings.city_bbox. Returns a Report (rows written per table, problems).
+    ``bbox``: Settings.city_bbox. ``encoding``: of the CSV files (default: detected per file).
+    Returns a Report (rows written per table, problems).
     A grid import recomputes grid_adjacency over all level-2 grids, re-assigns stored entities
     and sets a new gw_meta('grid_version').
     """
@@ -390,7 +477,7 @@ def import_files(
     for name, path, reader in (("branches", branches, read_branches), ("people", people, read_people),
                                ("terminals", terminals, read_terminals), ("entities", entities, read_entities)):
         if path is not None:
-            recs, probs = reader(Path(path))
+            recs, probs = reader(Path(path), encoding)
             parsed[name] = (Path(path).name, recs)
             rep.problems += probs
             log.info("%s: %d rows read, %d rejected (%.2fs)", Path(path).name, len(recs), len(probs),

@@ -48,6 +48,7 @@
     gw.maps[id] = map;
     gw.map = map;
     ensurePanes(map);
+    fitCityOnce(map);
     map.whenReady(function () { gw.zoom = map.getZoom(); });
     map.on("zoomend", function () {
       gw.zoom = map.getZoom();
@@ -65,6 +66,38 @@
     } else { setTimeout(hook, 5); }
   }
   gw.getMap = function () { return gw.maps["gw-map"] || gw.map || null; };
+
+  // ------------------------------------------------------------------ fit the city (once)
+  // The map opens on Settings.city_bbox, which is wider than the city: when the level-2 grids are
+  // drawn, fit their extent to the panel, once per page load. Never again (refreshes restyle the
+  // grids, which re-adds their layers): from then on the view is the operator's. A drag or a
+  // wheel before the grids arrive also cancels the fit.
+  function fitCityOnce(map) {
+    var done = false, timer = null;
+    function cancel() { done = true; map.off("layeradd", added); }
+    function fit() {
+      timer = null;
+      if (done) return;
+      var b = L.latLngBounds([]);
+      map.eachLayer(function (l) {
+        var p = l.feature && l.feature.properties;
+        if (p && p.level === 2 && l.getBounds) b.extend(l.getBounds());
+      });
+      if (!b.isValid()) return;
+      cancel();
+      map.invalidateSize({pan: false});  // the panel may have been laid out after the map was created
+      map.fitBounds(b, {animate: false, padding: [6, 6]});
+      gw.cityFitted = true;
+      gw.cityFitZoom = map.getZoom();  // tests and diagnostics: the zoom the fit chose
+    }
+    function added(e) {
+      var p = e.layer && e.layer.feature && e.layer.feature.properties;
+      if (!done && !timer && p && p.level === 2) timer = setTimeout(fit, 0);  // after the whole batch (addData is synchronous)
+    }
+    map.on("layeradd", added);
+    map.once("dragstart", cancel);
+    map.getContainer().addEventListener("wheel", cancel, {once: true, passive: true});
+  }
 
   // A canvas circle marker with a heading tick: 1,000 of them redraw in one canvas pass.
   function defineMarker() {

@@ -2,8 +2,13 @@
 
 import csv
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from grid import store
 from grid.cli import main as cli
@@ -12,6 +17,7 @@ from grid.locate import GridLocator
 from grid.model import GridRef
 
 BBOX = (116.60, 27.75, 117.55, 28.72)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _files(d):
@@ -185,3 +191,120 @@ def test_cli_demo_if_empty_and_check(grid_pg_dsn, conn, tmp_path, capsys):
     assert cli(["--dsn", grid_pg_dsn, "-q", "check", "--outline", str(out / "city.geojson")]) == 0
     assert "gaps 0.0 m², overlaps 0.0 m²" in capsys.readouterr().out
     assert cli(["--dsn", grid_pg_dsn, "-q", "import", "--dir", str(out)]) == 0
+
+
+# ------------------------------------------------------------------ CSV encodings (issue 13)
+ENTITY_HEADER = ["uscc", "name", "kind", "industry", "licence_food", "licence_drug", "licence_special_equipment",
+                 "address", "lat", "lon", "registered_on", "risk_level", "synthetic"]
+ENTITY_ROWS = [
+    ["91350100M000100Y43", "鹰潭市月湖区好吃餐馆", "individual_business", "catering", "是", "否", "否", "胜利西路8号",
+     "28.005", "117.005", "2020-01-02", "B", "true"],
+    ["911100001000080343", "江西龙虎山药房有限公司", "enterprise", "", "", "", "", "", "28.006", "117.006", "", "A", ""],
+]
+NAMES = {"91350100M000100Y43": "鹰潭市月湖区好吃餐馆", "911100001000080343": "江西龙虎山药房有限公司"}
+
+
+def _write_encoded(path, header, rows, encoding, bom=b""):
+    """A CSV as Excel saves it: CRLF lines in ``encoding`` (GBK for a Chinese Excel's "CSV")."""
+    text = "\r\n".join(",".join(r) for r in [header, *rows]) + "\r\n"
+    path.write_bytes(bom + text.encode(encoding))
+    return path
+
+
+@pytest.fixture
+def grid_files(tmp_path):
+    _write_encoded(tmp_path / "b.csv", ["code", "name_zh", "name_en", "synthetic"], [["BR1", "月湖分局", "Yuehu", "true"]], "gbk")
+    feats = [_feat("L1", 1, "BR1", [[117.0, 28.0], [117.02, 28.0], [117.02, 28.01], [117.0, 28.01], [117.0, 28.0]]),
+             _feat("A", 2, "L1", SQ)]
+    (tmp_path / "g.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": feats}), encoding="utf-8")
+    return tmp_path
+
+
+@pytest.mark.parametrize("encoding,bom,used", [("gbk", b"", "gb18030 (GBK)"), ("gb18030", b"", "gb18030 (GBK)"),
+                                               ("utf-8", b"\xef\xbb\xbf", "utf-8 with BOM"), ("utf-8", b"", "utf-8")])
+def test_excel_csv_encodings_import_with_names_intact(conn, grid_files, encoding, bom, used, caplog):
+    d = grid_files
+    _write_encoded(d / "e.csv", ENTITY_HEADER, ENTITY_ROWS, encoding, bom)
+    with caplog.at_level("INFO", logger="grid.importer"):
+        rep = import_files(conn, branches=d / "b.csv", grids=d / "g.geojson", entities=d / "e.csv", bbox=BBOX)
+    assert rep.errors == [], rep.problems
+    assert dict(conn.execute("SELECT uscc, name FROM market_entity").fetchall()) == NAMES
+    assert conn.execute("SELECT address, licence_food FROM market_entity WHERE uscc = '91350100M000100Y43'").fetchone() == ("胜利西路8号", True)
+    assert conn.execute("SELECT name_zh FROM branch_office").fetchone()[0] == "月湖分局"  # a GBK file too
+    assert f"e.csv: read as {used} (detected)" in caplog.text
+    assert "b.csv: read as gb18030 (GBK) (detected)" in caplog.text
+
+
+def test_encoding_option_forces_one(grid_pg_dsn, conn, grid_files, capsys, caplog):
+    d = grid_files
+    _write_encoded(d / "e.csv", ENTITY_HEADER, ENTITY_ROWS, "gbk")
+    # Forced wrong: the first line the given encoding cannot read is named; nothing of the file is stored.
+    assert cli(["--dsn", grid_pg_dsn, "import", "--branches", str(d / "b.csv"), "--entities", str(d / "e.csv"),
+                "--encoding", "utf-8"]) == 1
+    out = capsys.readouterr().out
+    assert "b.csv: line 2: file rejected: cannot be decoded as utf-8" in out and "is --encoding utf-8 right?" in out
+    assert "e.csv: line 2: file rejected" in out
+    assert store.count(conn, "market_entity") == 0
+    with caplog.at_level("INFO", logger="grid.importer"):
+        assert cli(["--dsn", grid_pg_dsn, "import", "--branches", str(d / "b.csv"), "--grids", str(d / "g.geojson"),
+                    "--entities", str(d / "e.csv"), "--encoding", "GBK"]) == 0
+    assert dict(conn.execute("SELECT uscc, name FROM market_entity").fetchall()) == NAMES
+    assert "e.csv: read as GBK (given)" in caplog.text
+    assert cli(["--dsn", grid_pg_dsn, "import", "--entities", str(d / "e.csv"), "--encoding", "klingon"]) == 2
+    assert "unknown encoding 'klingon'" in capsys.readouterr().err
+
+
+def test_undecodable_file_is_a_clear_error_with_file_and_line(grid_pg_dsn, conn, grid_files):
+    """Neither UTF-8 nor GB18030 (0x80 and 0xFF are never valid in GB18030): `python -m grid import`
+    names the file and the line, stores nothing of it, exits 1 — no traceback."""
+    d = grid_files
+    good = _write_encoded(d / "e.csv", ENTITY_HEADER, ENTITY_ROWS, "gbk").read_bytes().split(b"\r\n")
+    broken = b"\r\n".join([*good[:2], b"\x80\xff" + good[2]])  # line 3
+    (d / "e.csv").write_bytes(broken)
+    proc = subprocess.run([sys.executable, "-m", "grid", "--dsn", grid_pg_dsn, "import", "--branches", str(d / "b.csv"),
+                           "--grids", str(d / "g.geojson"), "--entities", str(d / "e.csv")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert "e.csv: line 3: file rejected: cannot be decoded as gb18030 (bytes 80)" in proc.stdout, proc.stdout
+    assert "neither UTF-8 nor GB18030/GBK" in proc.stdout
+    assert store.count(conn, "market_entity") == 0 and store.count(conn, "grid_level2") == 1  # the good files loaded
+
+
+def test_damaged_utf8_is_rejected_not_read_as_gbk(tmp_path):
+    """GB18030 decodes almost anything: a UTF-8 file with one bad byte must not become wrong names."""
+    from grid.importer import read_entities
+
+    good = _write_encoded(tmp_path / "e.csv", ENTITY_HEADER, ENTITY_ROWS * 3, "utf-8").read_bytes()
+    cut = good.index("好吃".encode()) + 1 + len(good.split(b"\r\n")[1]) + 2  # inside a character on line 3
+    (tmp_path / "e.csv").write_bytes(good[:cut] + good[cut + 1:])
+    recs, probs = read_entities(tmp_path / "e.csv")
+    assert recs == [] and [(p.where, p.kept) for p in probs] == [("line 3", False)]
+    assert "cannot be decoded as utf-8" in probs[0].reason and "the rest is UTF-8" in probs[0].reason
+
+
+# Many GBK pairs are also valid UTF-8 two-byte sequences (鹰, 潭, 石, 谢, 霞, 袁, 萍 ... are): short texts of them.
+CJK_WORDS = ["鹰潭", "月湖", "龙虎山", "石港", "餐馆", "药房", "有限公司", "王伟", "李娜", "谢霞", "袁萍", "（分店）", "阿依古丽·买买提", "山", "石", "叶"]
+
+
+@given(rows=st.lists(st.tuples(st.sampled_from(CJK_WORDS), st.text(alphabet="abcXYZ0123 -", max_size=6)), min_size=1, max_size=8),
+       encoding=st.sampled_from(["gbk", "gb18030", "utf-8", "utf-8-sig"]))
+@settings(max_examples=200, deadline=None)
+def test_decode_csv_round_trips_chinese_text(rows, encoding):
+    from grid.importer import decode_csv
+
+    text = "name,note\r\n" + "".join(f"{w},{n}\r\n" for w, n in rows)
+    got, used = decode_csv(text.encode(encoding))
+    assert got == text
+    assert used == ("gb18030 (GBK)" if encoding.startswith("gb") else "utf-8 with BOM" if encoding == "utf-8-sig" else "utf-8")
+
+
+def test_short_text_valid_as_both_is_read_as_chinese():
+    """鹰潭 in GBK is valid UTF-8 (two Cyrillic letters): with no three-byte (Chinese) UTF-8 character
+    and an all-Chinese GB18030 reading, the file is GBK. A UTF-8 file with only such letters needs --encoding."""
+    from grid.importer import decode_csv
+
+    assert "鹰潭".encode("gbk").decode("utf-8") == "ӥ̶"
+    assert decode_csv("name\r\n鹰潭\r\n".encode("gbk")) == ("name\r\n鹰潭\r\n", "gb18030 (GBK)")
+    assert decode_csv("name\r\n鹰潭\r\n".encode("utf-8"))[1] == "utf-8"
+    assert decode_csv("name\r\nCafé\r\n".encode("utf-8"), "utf-8") == ("name\r\nCafé\r\n", "utf-8")
