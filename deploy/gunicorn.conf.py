@@ -24,5 +24,11 @@ accesslog = "-" if os.environ.get("GRIDWATCH_WEB_ACCESSLOG", "") not in ("", "0"
 errorlog = "-"
 loglevel = os.environ.get("GRIDWATCH_LOG_LEVEL", "info").lower()
 
+# Bad GRIDWATCH_* settings stop the master here with one clear line, instead of workers that
+# exit and are rebooted forever.
+from schemas.settings import get_settings  # noqa: E402
+
+get_settings()
+
 # Warm each worker's first callback at boot, so the first wall poll is not the slow one.
 from dashboard.warmup import post_worker_init  # noqa: E402,F401
