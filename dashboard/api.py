@@ -111,8 +111,11 @@ def register(server: flask.Flask, deps: Deps) -> SpecTree:
         if draft is None:
             _refuse(415, "send the order as application/json")
         desk = _desk()
-        with deps.pool.connection() as conn:
-            created = desk.issue(conn, deps.redis, settings, draft, flask.g.api_actor, "api")
+        try:
+            with deps.pool.connection() as conn:
+                created = desk.issue(conn, deps.redis, settings, draft, flask.g.api_actor, "api")
+        except ValueError as exc:  # unknown grids/people/terminals, nobody reached, expiry in the past
+            return _unprocessable(exc)
         deps.cache_drop("orders:board")
         log.info("order created over the API", extra={"fields": {"order": str(created.order_id), "by": flask.g.api_actor,
                                                                 "recipients": created.recipients}})
@@ -145,7 +148,9 @@ def register(server: flask.Flask, deps: Deps) -> SpecTree:
             with deps.pool.connection() as conn:
                 command_id = apply(conn)
         except desk.OrderNotActive as exc:
-            return ApiError(error=str(exc) or "the order is no longer active"), 409
+            return ApiError(error=str(exc)), 409
+        except ValueError as exc:  # nothing to change, half a place, an expiry in the past
+            return _unprocessable(exc)
         deps.cache_drop("orders:board")
         return ChangeAccepted(order_id=order_id, command_id=command_id)
 
@@ -183,6 +188,14 @@ def register(server: flask.Flask, deps: Deps) -> SpecTree:
 
     spec.register(server)
     return spec
+
+
+def _unprocessable(exc: ValueError):
+    """A refusal by the desk, in the same shape as a validation error (422, pydantic's error list)."""
+    from orders.targeting import UnknownTarget
+
+    where = "target" if isinstance(exc, (UnknownTarget, _desk().NoRecipients)) else "body"
+    return [{"loc": [where], "msg": str(exc), "type": "value_error"}], 422
 
 
 def _desk():

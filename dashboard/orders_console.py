@@ -212,14 +212,17 @@ def register(app: Dash, deps: Deps) -> None:
             return no_update, t("orders.invalid", lang) + problems(exc), None
         from orders import desk
 
-        if ctx.triggered_id == "order-preview":
+        try:
+            if ctx.triggered_id == "order-preview":
+                with deps.pool.connection() as conn:
+                    p = desk.preview(conn, deps.redis, settings, draft)
+                return preview_view(p, lang), "", form_hash
+            if previewed != form_hash:
+                return no_update, t("orders.preview_first", lang), no_update
             with deps.pool.connection() as conn:
-                p = desk.preview(conn, deps.redis, settings, draft)
-            return preview_view(p, lang), "", form_hash
-        if previewed != form_hash:
-            return no_update, t("orders.preview_first", lang), no_update
-        with deps.pool.connection() as conn:
-            created = desk.issue(conn, deps.redis, settings, draft, who, "ui")
+                created = desk.issue(conn, deps.redis, settings, draft, who, "ui")
+        except ValueError as exc:  # unknown grids/people, nobody reached, expiry in the past
+            return no_update, t("orders.invalid", lang) + str(exc), None
         deps.cache_drop("orders:board")
         log.info("order sent from the console", extra={"fields": {"order": str(created.order_id), "by": who,
                                                                   "recipients": created.recipients}})
