@@ -33,7 +33,7 @@ from spectree.models import SecurityScheme, SecuritySchemeData
 
 from dashboard import orders_data, tokens
 from dashboard.deps import Deps
-from schemas.api import ApiError, AuditEntry, AuditTrail, ChangeAccepted, OrderList
+from schemas.api import ApiError, AuditEntry, AuditTrail, ChangeAccepted, OrderList, ValidationErrors
 from schemas.orders import OrderAmendment, OrderCancellation, OrderCreated, OrderDraft, OrderView
 
 log = logging.getLogger("gridwatch.dashboard.api")
@@ -91,6 +91,7 @@ def make_spec(deps: Deps) -> SpecTree:
         security_schemes=[SecurityScheme(name="bearer", data=SecuritySchemeData(type="http", scheme="bearer"))],
         security={"bearer": []},
         before=_authenticate(deps),
+        validation_error_model=ValidationErrors,
         # Plain model names, one component per model (our names are unique across schemas/).
         naming_strategy=lambda model: model.__name__,
         nested_naming_strategy=lambda _parent, child: child,
@@ -185,6 +186,11 @@ def register(server: flask.Flask, deps: Deps) -> SpecTree:
         with deps.pool.connection() as conn:
             rows = _desk().audit(conn, order_id)
         return AuditTrail(order_id=order_id, entries=[AuditEntry.model_validate(r) for r in rows])
+
+    @server.route(f"{PREFIX}/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    def api_not_found(rest: str):
+        # Without this, Dash's page routing would answer any unknown /api/v1/... path with the app's HTML.
+        return ApiError(error=f"no such API path: {PREFIX}/{rest}").model_dump(), 404
 
     spec.register(server)
     return spec

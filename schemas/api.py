@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, RootModel
 
 from schemas.orders import OrderView
 
@@ -18,6 +18,21 @@ class ApiError(BaseModel):
     """Any refusal other than a validation error (401, 404, 409)."""
 
     error: str = Field(description="What is wrong, for a person to read")
+
+
+class ValidationProblem(BaseModel):
+    """One problem with a request body, as pydantic reports it."""
+
+    loc: list[str | int] = Field(description="Where in the body, e.g. ['target', 'grids', 'codes']")
+    msg: str
+    type: str = Field(description="pydantic's error type, or value_error for the desk's refusals")
+    input: Any = None
+    url: str | None = None
+
+
+class ValidationErrors(RootModel[list[ValidationProblem]]):
+    """422: the body does not match the model (pydantic's errors), or the desk refused it
+    (unknown grids, people or terminals; nobody reached; an expiry in the past; nothing to change)."""
 
 
 class OrderList(BaseModel):
