@@ -124,8 +124,9 @@ def panel(settings) -> html.Details:
             ], className="gw-order-row"),
             _field(t("orders.title", lang), dcc.Input(id="order-title", type="text", maxLength=200)),
             _field(t("orders.body", lang), dcc.Textarea(id="order-body", maxLength=8000, rows=3)),
+            dcc.Checklist(id="order-pick", options=[{"label": t("orders.pick", lang), "value": "on"}], value=[],
+                          className="gw-radio gw-order-pick"),
             html.Div([
-                dcc.Checklist(id="order-pick", options=[{"label": t("orders.pick", lang), "value": "on"}], value=[], className="gw-radio"),
                 dcc.Input(id="order-lat", placeholder=t("orders.lat", lang), min=-90, max=90, step="any", debounce=True, **number),
                 dcc.Input(id="order-lon", placeholder=t("orders.lon", lang), min=-180, max=180, step="any", debounce=True, **number),
             ], className="gw-order-row"),
@@ -157,7 +158,7 @@ def panel(settings) -> html.Details:
         ],
         className="gw-panel gw-order-console",
         id="order-console",
-        open=True,
+        open=False,  # closed until the officer opens it: the side column keeps room for alerts
     )
 
 
