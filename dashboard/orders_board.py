@@ -213,6 +213,7 @@ def register(app: Dash, deps: Deps) -> None:
         Output("orders-ov-state", "data"),
         Input("orders-tick", "n_intervals"),
         State("orders-ov-state", "data"),
+        prevent_initial_call=True,  # first at the first tick: page load has the map layers to fetch
     )
     def overlay(_n, state):
         data = orders_data.overlay(orders_data.board_snapshot(deps))
