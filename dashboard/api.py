@@ -118,8 +118,8 @@ def register(server: flask.Flask, deps: Deps) -> SpecTree:
         except ValueError as exc:  # unknown grids/people/terminals, nobody reached, expiry in the past
             return _unprocessable(exc)
         deps.cache_drop("orders:board")
-        log.info("order created over the API", extra={"fields": {"order": str(created.order_id), "by": flask.g.api_actor,
-                                                                "recipients": created.recipients}})
+        log.info("order created over the API", extra={"fields": {
+            "order": str(created.order_id), "by": flask.g.api_actor, "recipients": created.recipients}})
         return created, 201
 
     @server.get(f"{PREFIX}/orders")
@@ -129,7 +129,8 @@ def register(server: flask.Flask, deps: Deps) -> SpecTree:
         desk = _desk()
         with deps.pool.connection() as conn:
             active = desk.board(conn, orders_data.BOARD_LIMIT * 5)
-            recent = [v for v in (desk.order(conn, oid, recipients=False) for oid in orders_data.recent_order_ids(conn)) if v]
+            ended = (desk.order(conn, oid, recipients=False) for oid in orders_data.recent_order_ids(conn))
+            recent = [v for v in ended if v is not None]
         return OrderList(active=active, recent=recent)
 
     @server.get(f"{PREFIX}/orders/<uuid:order_id>")
@@ -232,7 +233,8 @@ def openapi_text(doc: dict | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dashboard.api", description="The orders HTTP API's OpenAPI document")
+    parser = argparse.ArgumentParser(prog="python -m dashboard.api",
+                                     description="The orders HTTP API's OpenAPI document")
     sub = parser.add_subparsers(dest="command", required=True)
     o = sub.add_parser("openapi", help="print the OpenAPI document (commit it as docs/api/openapi.json)")
     o.add_argument("--check", action="store_true", help=f"exit 1 if {OPENAPI_FILE} differs from what the models give")
@@ -240,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     text = openapi_text()
     if args.check:
         if not OPENAPI_FILE.exists() or OPENAPI_FILE.read_text() != text:
-            print(f"{OPENAPI_FILE} is stale: run `python -m dashboard.api openapi > docs/api/openapi.json`", file=sys.stderr)
+            print(f"{OPENAPI_FILE} is stale: run `python -m dashboard.api openapi > docs/api/openapi.json`",
+                  file=sys.stderr)
             return 1
         return 0
     sys.stdout.write(text)

@@ -46,7 +46,8 @@ def order_card(o: dict, lang: str, tz: str) -> html.Div:
     """One active order: counts, per grid, per person, who has not answered. Text only."""
     zone = ZoneInfo(tz)
     at = datetime.fromisoformat(o["at"]).astimezone(zone)
-    meta = [t(f"orders.priority.{o['priority']}", lang), t(f"orders.kind.{o['kind']}", lang), o["by"], f"{at:%m-%d %H:%M:%S}"]
+    meta = [t(f"orders.priority.{o['priority']}", lang), t(f"orders.kind.{o['kind']}", lang), o["by"],
+            f"{at:%m-%d %H:%M:%S}"]
     if o["expires"]:
         meta.append(t("orders.expires", lang) + f"{datetime.fromisoformat(o['expires']).astimezone(zone):%H:%M}")
     if o["rev"]:
@@ -60,13 +61,14 @@ def order_card(o: dict, lang: str, tz: str) -> html.Div:
     if len(o["people"]) > len(people):
         rows.append(html.Tr(html.Td(t("orders.and_more", lang).format(n=len(o["people"]) - len(people)), colSpan=4)))
     silent = o["silent"]
+    silent_text = ", ".join(silent[:SHOWN_ROWS]) + ("…" if len(silent) > SHOWN_ROWS else "")
     return html.Div(
         [
             html.Div([html.Span(o["title"], className="t"), html.Span(f" #{o['id'][:8]}", className="gw-muted")]),
             html.Div(" · ".join(meta), className="m"),
             html.Div(_counts_line(o["counts"], lang) or "—", className="gw-order-counts"),
             html.Div([html.Span(t("orders.silent", lang), className="gw-muted"),
-                      (", ".join(silent[:SHOWN_ROWS]) + ("…" if len(silent) > SHOWN_ROWS else "")) if silent else t("orders.none_silent", lang)],
+                      silent_text if silent else t("orders.none_silent", lang)],
                      className="gw-order-silent"),
             html.Details([
                 html.Summary(t("orders.per_grid", lang)),
@@ -94,14 +96,17 @@ def panel(settings) -> html.Div:
             html.Details([
                 html.Summary(t("orders.change", lang)),
                 dcc.Dropdown(id="order-sel", options=[], placeholder=t("orders.select", lang)),
-                html.Div([dcc.Input(id="order-reason", type="text", maxLength=2000, placeholder=t("orders.reason", lang)),
-                          html.Button(t("orders.cancel", lang), id="order-cancel", n_clicks=0)], className="gw-order-row"),
+                html.Div([
+                    dcc.Input(id="order-reason", type="text", maxLength=2000, placeholder=t("orders.reason", lang)),
+                    html.Button(t("orders.cancel", lang), id="order-cancel", n_clicks=0),
+                ], className="gw-order-row"),
                 dcc.Input(id="order-am-title", type="text", maxLength=200, placeholder=t("orders.new_title", lang)),
                 dcc.Textarea(id="order-am-body", maxLength=8000, rows=2, placeholder=t("orders.new_body", lang)),
                 html.Div([
-                    dcc.Input(id="order-am-expiry", type="number", min=1, max=7 * 24 * 60, placeholder=t("orders.expiry_min", lang)),
-                    dcc.Checklist(id="order-am-place", options=[{"label": t("orders.use_place", lang), "value": "on"}], value=[],
-                                  className="gw-radio"),
+                    dcc.Input(id="order-am-expiry", type="number", min=1, max=7 * 24 * 60,
+                              placeholder=t("orders.expiry_min", lang)),
+                    dcc.Checklist(id="order-am-place", options=[{"label": t("orders.use_place", lang), "value": "on"}],
+                                  value=[], className="gw-radio"),
                 ], className="gw-order-row"),
                 html.Button(t("orders.amend", lang), id="order-amend", n_clicks=0),
             ], className="gw-order-change"),
@@ -139,7 +144,8 @@ def build_amendment(title, body, expiry_min, use_place, lat, lon, now: datetime 
     return OrderAmendment.model_validate(fields) if fields else None
 
 
-def _act(deps: Deps, action: str, order_id: str, who: str, reason, title, body, expiry, use_place, lat, lon, lang: str) -> str:
+def _act(deps: Deps, action: str, order_id: str, who: str, reason, title, body, expiry, use_place, lat, lon,
+         lang: str) -> str:
     from orders import desk
 
     try:
@@ -200,7 +206,8 @@ def register(app: Dash, deps: Deps) -> None:
             if msg is None and who:
                 msg = _act(deps, ctx.triggered_id, sel, who, reason, title, body, expiry, use_place, lat, lon, lang)
             else:
-                log.warning("order change refused: %s", "wall page" if (config or {}).get("wall") else "no duty officer signed in")
+                log.warning("order change refused: %s",
+                            "wall page" if (config or {}).get("wall") else "no duty officer signed in")
         data = orders_data.board_snapshot(deps)
         key = live.values_hash({"b": data})
         if msg is no_update and (state or {}).get("h") == key:

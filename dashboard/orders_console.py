@@ -97,8 +97,9 @@ def preview_view(p: RecipientPreview, lang: str) -> list:
     more = len(p.people) - len(names)
     people = ", ".join(names) + (t("orders.and_more", lang).format(n=more) if more > 0 else "")
     return [
-        html.Div(t("orders.preview_counts", lang).format(terminals=p.terminals, people=len(p.people), grids=len(p.grids),
-                                                         offline=p.offline), className="gw-order-counts", id="order-preview-counts"),
+        html.Div(t("orders.preview_counts", lang).format(
+            terminals=p.terminals, people=len(p.people), grids=len(p.grids), offline=p.offline),
+            className="gw-order-counts", id="order-preview-counts"),
         html.Div([html.Span(t("orders.people", lang), className="gw-muted"), people or "—"]),
         html.Div([html.Span(t("orders.grids", lang), className="gw-muted"), ", ".join(p.grids) or "—"]),
     ]
@@ -108,18 +109,24 @@ def _field(label: str, child) -> html.Div:
     return html.Div([html.Label(label), child], className="gw-order-field")
 
 
+def _options(lang: str, prefix: str, values) -> list[dict]:
+    return [{"label": t(f"{prefix}.{v}", lang), "value": v} for v in values]
+
+
 def panel(settings) -> html.Details:
     lang = settings.language
     number = {"type": "number"}
+    minutes = {"type": "number", "min": 1, "max": 7 * 24 * 60}
+    degrees = {"type": "number", "step": "any", "debounce": True}
     return html.Details(
         [
             html.Summary(t("orders.console", lang), id="order-console-toggle"),
             html.Div([
                 _field(t("orders.kind", lang), dcc.Dropdown(
-                    id="order-kind", options=[{"label": t(f"orders.kind.{k.value}", lang), "value": k.value} for k in CommandKind],
+                    id="order-kind", options=_options(lang, "orders.kind", [k.value for k in CommandKind]),
                     value=CommandKind.EMERGENCY.value, clearable=False)),
                 _field(t("orders.priority", lang), dcc.Dropdown(
-                    id="order-priority", options=[{"label": t(f"orders.priority.{p.value}", lang), "value": p.value} for p in Priority],
+                    id="order-priority", options=_options(lang, "orders.priority", [p.value for p in Priority]),
                     value=Priority.CRITICAL.value, clearable=False)),
             ], className="gw-order-row"),
             _field(t("orders.title", lang), dcc.Input(id="order-title", type="text", maxLength=200)),
@@ -127,25 +134,26 @@ def panel(settings) -> html.Details:
             dcc.Checklist(id="order-pick", options=[{"label": t("orders.pick", lang), "value": "on"}], value=[],
                           className="gw-radio gw-order-pick"),
             html.Div([
-                dcc.Input(id="order-lat", placeholder=t("orders.lat", lang), min=-90, max=90, step="any", debounce=True, **number),
-                dcc.Input(id="order-lon", placeholder=t("orders.lon", lang), min=-180, max=180, step="any", debounce=True, **number),
+                dcc.Input(id="order-lat", placeholder=t("orders.lat", lang), min=-90, max=90, **degrees),
+                dcc.Input(id="order-lon", placeholder=t("orders.lon", lang), min=-180, max=180, **degrees),
             ], className="gw-order-row"),
             html.Div([
-                _field(t("orders.deadline_min", lang), dcc.Input(id="order-deadline", min=1, max=7 * 24 * 60, **number)),
-                _field(t("orders.expiry_min", lang), dcc.Input(id="order-expiry", min=1, max=7 * 24 * 60, **number)),
+                _field(t("orders.deadline_min", lang), dcc.Input(id="order-deadline", **minutes)),
+                _field(t("orders.expiry_min", lang), dcc.Input(id="order-expiry", **minutes)),
             ], className="gw-order-row"),
-            dcc.RadioItems(id="order-target", options=[{"label": t(f"orders.target.{k}", lang), "value": k} for k in TARGETS],
-                           value="all", inline=True, className="gw-radio"),
+            dcc.RadioItems(id="order-target", options=_options(lang, "orders.target", TARGETS), value="all",
+                           inline=True, className="gw-radio"),
             html.Div([
                 dcc.Dropdown(id="order-grids", options=[], multi=True, placeholder=t("orders.grids_pick", lang)),
-                dcc.Checklist(id="order-adjacent", options=[{"label": t("orders.adjacent", lang), "value": "on"}], value=[],
-                              className="gw-radio"),
+                dcc.Checklist(id="order-adjacent", options=[{"label": t("orders.adjacent", lang), "value": "on"}],
+                              value=[], className="gw-radio"),
             ], id="order-t-grids", style={"display": "none"}),
             html.Div(dcc.Dropdown(id="order-people", options=[], multi=True, placeholder=t("orders.people_pick", lang)),
                      id="order-t-people", style={"display": "none"}),
             html.Div(_field(t("orders.nearest_n", lang), dcc.Input(id="order-n", value=5, min=1, max=200, **number)),
                      id="order-t-nearest", style={"display": "none"}),
-            html.Div(_field(t("orders.radius_m", lang), dcc.Input(id="order-radius", value=500, min=1, max=50_000, **number)),
+            html.Div(_field(t("orders.radius_m", lang),
+                            dcc.Input(id="order-radius", value=500, min=1, max=50_000, **number)),
                      id="order-t-radius", style={"display": "none"}),
             html.Div([html.Button(t("orders.preview", lang), id="order-preview", n_clicks=0),
                       html.Button(t("orders.send", lang), id="order-send", n_clicks=0, className="gw-order-send")],
@@ -203,7 +211,8 @@ def register(app: Dash, deps: Deps) -> None:
         refused = refusal(config, lang)
         who = signed_in_officer()
         if refused or not who:
-            log.warning("order console refused: %s", "wall page" if (config or {}).get("wall") else "no duty officer signed in")
+            log.warning("order console refused: %s",
+                        "wall page" if (config or {}).get("wall") else "no duty officer signed in")
             return no_update, refused, no_update
         form = dict(zip(FORM, values))
         form_hash = live.values_hash(form)

@@ -43,10 +43,12 @@ def people_options(conn: psycopg.Connection) -> list[dict]:
     """People (each with their terminals) and terminals without a person. Values ``p:<id>`` / ``t:<id>``."""
     rows = conn.execute(
         "SELECT p.person_id, p.name, string_agg(t.terminal_id, ', ' ORDER BY t.terminal_id)"
-        " FROM person p LEFT JOIN terminal t ON t.person_id = p.person_id GROUP BY p.person_id, p.name ORDER BY p.name, p.person_id"
+        " FROM person p LEFT JOIN terminal t ON t.person_id = p.person_id"
+        " GROUP BY p.person_id, p.name ORDER BY p.name, p.person_id"
     ).fetchall()
     out = [{"label": f"{nm} · {tids or '—'}", "value": f"p:{pid}"} for pid, nm, tids in rows]
-    for (tid,) in conn.execute("SELECT terminal_id FROM terminal WHERE person_id IS NULL ORDER BY terminal_id").fetchall():
+    unowned = conn.execute("SELECT terminal_id FROM terminal WHERE person_id IS NULL ORDER BY terminal_id").fetchall()
+    for (tid,) in unowned:
         out.append({"label": tid, "value": f"t:{tid}"})
     return out
 
@@ -68,7 +70,8 @@ def recent_order_ids(conn: psycopg.Connection, now: datetime | None = None, limi
     """Orders created within RECENT_WINDOW that are no longer active, newest first (index emergency_order_created)."""
     now = now or datetime.now(timezone.utc)
     rows = conn.execute(
-        "SELECT order_id FROM emergency_order WHERE created_at > %s AND state <> 'active' ORDER BY created_at DESC LIMIT %s",
+        "SELECT order_id FROM emergency_order WHERE created_at > %s AND state <> 'active'"
+        " ORDER BY created_at DESC LIMIT %s",
         (now - RECENT_WINDOW, limit),
     ).fetchall()
     return [r[0] for r in rows]

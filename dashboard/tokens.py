@@ -61,13 +61,14 @@ def create(conn: psycopg.Connection, name: str) -> str:
 def revoke(conn: psycopg.Connection, name: str) -> bool:
     """Revoke ``name``; False when there is no such active token."""
     with conn.transaction():
-        row = conn.execute("UPDATE api_token SET revoked_at = now() WHERE name = %s AND revoked_at IS NULL RETURNING name",
-                           (name,)).fetchone()
+        row = conn.execute("UPDATE api_token SET revoked_at = now()"
+                           " WHERE name = %s AND revoked_at IS NULL RETURNING name", (name,)).fetchone()
     return row is not None
 
 
 def list_tokens(conn: psycopg.Connection) -> list[TokenInfo]:
-    rows = conn.execute("SELECT name, role, created_at, revoked_at, last_used_at FROM api_token ORDER BY created_at").fetchall()
+    rows = conn.execute("SELECT name, role, created_at, revoked_at, last_used_at FROM api_token"
+                        " ORDER BY created_at").fetchall()
     return [TokenInfo(*r) for r in rows]
 
 

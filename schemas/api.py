@@ -54,7 +54,8 @@ class AuditEntry(BaseModel):
 
     at: datetime
     actor: str = Field(description="Duty officer, 'api:<token name>', a terminal id, or 'system'")
-    action: str = Field(description="create, amend, cancel, expire, close, sent, resend, no_answer, alert, state:<state>")
+    action: str = Field(description="schemas.orders.AuditAction: create, amend, cancel, expire, close, sent, resend,"
+                                    " no_answer, alert, arrived, state:<state>")
     command_id: UUID | None = None
     terminal_id: str | None = None
     detail: dict[str, Any] = {}
