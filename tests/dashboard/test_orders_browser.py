@@ -13,6 +13,7 @@ import re
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,6 +123,14 @@ def test_console_preview_send_and_the_wall_shows_the_order(wall, browser):
     assert w.locator("#order-console").count() == 0 and w.locator("#orders-board").count() == 0
     rings = w.evaluate("() => window.gwOrders.ringCount()")
     assert 1 <= rings <= n
+    assert w.evaluate("() => window.gwOrders.arrivedCount()") == 0
+    # One recipient reaches the place (the dispatcher records arrived_at): its ring turns "arrived".
+    with psycopg.connect(wall.dsn, autocommit=True) as c:
+        c.execute("UPDATE order_recipient SET arrived_at = now() WHERE terminal_id = ("
+                  " SELECT min(r.terminal_id) FROM order_recipient r JOIN emergency_order o USING (order_id)"
+                  " WHERE o.title = %s) AND order_id = (SELECT order_id FROM emergency_order WHERE title = %s)",
+                  (title, title))
+    w.wait_for_function("() => window.gwOrders.arrivedCount() === 1", timeout=15_000)
     w.evaluate("(ll) => { window.gridwatch.getMap().setView(ll, 13, {animate: false}); return null; }", [lat, lon])
     time.sleep(1.5)
     w.screenshot(path=str(ARTIFACTS / "orders-wall.png"))
