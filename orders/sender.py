@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Protocol
 
 import paho.mqtt.client as mqtt
@@ -30,8 +30,9 @@ class OrderSender(Protocol):
     def publish(self, topic: str, payload: bytes) -> None:
         """Publish one message (QoS 1); return after its PUBACK, else raise SendFailed."""
 
-    def publish_all(self, messages: Sequence[tuple[str, bytes]]) -> None:
-        """Publish many at once (pipelined); return after every PUBACK, else raise SendFailed."""
+    def publish_all(self, messages: Iterable[tuple[str, bytes]]) -> int:
+        """Publish many, each as soon as it is produced (pipelined); return how many after every
+        PUBACK, else raise SendFailed."""
 
     def close(self) -> None: ...
 
@@ -80,13 +81,13 @@ class MqttOrderSender:
     def publish(self, topic: str, payload: bytes) -> None:
         self.publish_all([(topic, payload)])
 
-    def publish_all(self, messages: Sequence[tuple[str, bytes]]) -> None:
-        if not messages:
-            return
+    def publish_all(self, messages: Iterable[tuple[str, bytes]]) -> int:
         if not self.connected.is_set():
             raise SendFailed("not connected to the broker")
-        deadline = time.monotonic() + self.timeout_s + len(messages) / 1000
+        # Each copy goes to paho's network thread as soon as it is signed: the first terminals
+        # have the order while later copies are still being signed.
         infos = [self.client.publish(topic, payload, qos=1) for topic, payload in messages]
+        deadline = time.monotonic() + self.timeout_s + len(infos) / 1000
         for info in infos:
             if info.rc not in (mqtt.MQTT_ERR_SUCCESS,):
                 raise SendFailed(f"publish refused: {mqtt.error_string(info.rc)}")
@@ -96,6 +97,7 @@ class MqttOrderSender:
                 raise SendFailed(str(exc)) from None
             if not info.is_published():
                 raise SendFailed(f"no PUBACK within {self.timeout_s:.0f} s")
+        return len(infos)
 
     def close(self) -> None:
         self._closing = True

@@ -34,7 +34,9 @@ class Recorder:
     def publish_all(self, messages):
         if self.fail:
             raise SendFailed("no PUBACK (test)")
+        messages = list(messages)
         self.sent.extend(messages)
+        return len(messages)
 
     def close(self):
         pass
