@@ -17,6 +17,7 @@ One turn, on ``NOTIFY gw_orders`` or every ``Settings.order_poll_s``:
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass, fields
@@ -24,6 +25,7 @@ from datetime import UTC, datetime
 
 import psycopg
 import redis
+from pydantic import ValidationError
 
 from orders import followup, outbox, store
 from orders.desk import NOTIFY_CHANNEL
@@ -32,9 +34,11 @@ from schemas.commands import Command
 from schemas.orders import AuditAction
 from schemas.settings import Settings
 from schemas.signing import sign_command
-from schemas.topics import RedisKeys, Topics
+from schemas.topics import TERMINAL_ID_PATTERN, RedisKeys, Topics
 
 log = logging.getLogger("gridwatch.orders.dispatcher")
+
+TERMINAL_ID = re.compile(TERMINAL_ID_PATTERN)
 
 # Recipients per publish window: one transaction whose row locks are held until the PUBACKs, so
 # an ack ingest stores for one of them meanwhile waits for the commit (bench: ~0.2-0.5 s for 500
@@ -111,6 +115,14 @@ class Dispatcher:
                 self._conn = self._listen = None
                 self.stop_event.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
+            except Exception:
+                # A defect or a row nobody foresaw must not stop orders going out: log it loudly,
+                # start again on fresh connections (nothing half-done was committed).
+                log.exception("dispatcher turn failed; retrying in %.0f s", backoff)
+                self.close()
+                self._conn = self._listen = None
+                self.stop_event.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
             if time.monotonic() - last_summary >= self.settings.stats_interval_s:
                 self._summary()
                 last_summary = time.monotonic()
@@ -139,19 +151,41 @@ class Dispatcher:
         log.info("orders", extra={"fields": {"queued": queued, **self.counters.line()}})
 
     # ---------------------------------------------------------------- steps
-    def _signed_copies(self, targets, contents: dict):
+    def _signed_copies(self, targets, contents: dict, unsendable: list):
         """(topic, signed envelope) per (command_id, terminal_id), lazily: the sender publishes each
-        as it comes. The Command is validated once per command; each copy only sets ``to``."""
+        as it comes. The Command is validated once per command; each copy only sets ``to``.
+        A copy that cannot be made (stored content or terminal id not valid on the wire) is put in
+        ``unsendable`` with the reason instead of stopping the others."""
         base: dict = {}
         for command_id, terminal_id in targets:
+            if not TERMINAL_ID.match(terminal_id):
+                unsendable.append((command_id, terminal_id, "cannot be sent: not a valid terminal id for a topic"))
+                continue
             cmd = base.get(command_id)
             if cmd is None:
-                cmd = base[command_id] = Command.model_validate({**contents[command_id], "command_id": command_id})
-            copy = cmd.model_copy(update={"to": terminal_id})
+                try:
+                    cmd = base[command_id] = Command.model_validate({**contents[command_id], "command_id": command_id})
+                except ValidationError as exc:
+                    cmd = base[command_id] = exc
+            if isinstance(cmd, ValidationError):
+                unsendable.append((command_id, terminal_id, f"cannot be sent: stored command has {cmd.error_count()} field error(s)"))
+                continue
+            copy = cmd.model_copy(update={"to": terminal_id})  # the id matches the wire's pattern (checked above)
             yield self.topics.cmd_terminal(terminal_id), sign_command(self.key, copy)
 
+    def _seen(self, terminal_ids: list[str]) -> dict[str, float] | None:
+        """When each terminal was last heard from; None when Redis is down (orders still go out:
+        live state only refines re-sends, it never holds up a send)."""
+        try:
+            return store.load_seen(self.redis, self.keys, terminal_ids)
+        except redis.RedisError as exc:
+            log.warning("redis unavailable, sending without live state: %s", str(exc)[:200])
+            return None
+
     def _offline(self, terminal_ids: list[str], now: float) -> dict[str, bool]:
-        seen = store.load_seen(self.redis, self.keys, terminal_ids)
+        seen = self._seen(terminal_ids)
+        if seen is None:
+            return dict.fromkeys(terminal_ids, False)  # unknown: no "came back" re-send, the timed ones still run
         return {t: followup.is_offline(seen.get(t), now, self.settings.online_window_s) for t in terminal_ids}
 
     def send_queued(self) -> int:
@@ -167,21 +201,28 @@ class Dispatcher:
                 offline = self._offline([tid for _, tid, _ in rows], time.time())
                 t2 = time.perf_counter()
                 contents = {cid: content for cid, _, content in rows}
-                self.sender.publish_all(self._signed_copies([(cid, tid) for cid, tid, _ in rows], contents))
+                bad: list[tuple] = []
+                self.sender.publish_all(self._signed_copies([(cid, tid) for cid, tid, _ in rows], contents, bad))
                 t3 = time.perf_counter()
                 now = datetime.now(UTC)
-                n = outbox.mark_sent(conn, [(cid, tid, offline[tid]) for cid, tid, _ in rows], now, AuditAction.SENT)
+                skip = {(cid, tid) for cid, tid, _ in bad}
+                n = outbox.mark_sent(conn, [(cid, tid, offline[tid]) for cid, tid, _ in rows if (cid, tid) not in skip],
+                                     now, AuditAction.SENT)
+                outbox.mark_unsendable(conn, bad, now)
         except SendFailed as exc:
             self.counters.send_failures += 1
             log.warning("publish failed, recipients stay queued: %s", exc)
             self.stop_event.wait(1.0)
             return 0
+        if bad:
+            log.error("recipients that cannot be sent to were marked rejected",
+                      extra={"fields": {"recipients": len(bad), "first": f"{bad[0][1]!r}: {bad[0][2]}"}})
         self.counters.sent += n
         t4 = time.perf_counter()
         log.info("sent", extra={"fields": {"recipients": n, "commands": len({r[0] for r in rows}),
                                            "claim_ms": round((t1 - t0) * 1000), "seen_ms": round((t2 - t1) * 1000),
                                            "sign_publish_puback_ms": round((t3 - t2) * 1000), "commit_ms": round((t4 - t3) * 1000)}})
-        return n
+        return n + len(bad)  # the whole claim was handled: the caller looks for more
 
     def follow_up(self) -> None:
         conn = self._connection()
@@ -193,13 +234,13 @@ class Dispatcher:
                 if not waiting:
                     return
                 content = {w.command_id: c for w, c in waiting}
-                seen = store.load_seen(self.redis, self.keys, sorted({w.terminal_id for w, _ in waiting}))
+                seen = self._seen(sorted({w.terminal_id for w, _ in waiting})) or {}
                 decisions = followup.plan([w for w, _ in waiting], now.timestamp(), seen, self.settings)
                 again = [d.recipient for d in decisions if d.step is not followup.Step.NO_ANSWER]
                 silent = [d.recipient for d in decisions if d.step is followup.Step.NO_ANSWER]
                 if again:
                     self.sender.publish_all(self._signed_copies([(w.command_id, w.terminal_id) for w in again],
-                                                                content))
+                                                                content, []))
                     offline = self._offline([w.terminal_id for w in again], time.time())
                     for step in (followup.Step.RESEND, followup.Step.RETURNED):
                         batch = [(d.recipient.command_id, d.recipient.terminal_id, offline[d.recipient.terminal_id])

@@ -56,6 +56,23 @@ def mark_sent(conn, sent: Sequence[tuple[UUID, str, bool]], now: datetime, actio
     return cur.rowcount
 
 
+def mark_unsendable(conn, bad: Sequence[tuple[UUID, str, str]], now: datetime) -> int:
+    """Queued recipients no valid copy can be made for -> rejected with the reason (audited)."""
+    if not bad:
+        return 0
+    cur = conn.execute(
+        "WITH changed AS (UPDATE order_recipient r SET state = 'rejected', state_at = %(now)s, reason = v.why"
+        "  FROM unnest(%(cids)s::uuid[], %(tids)s::text[], %(whys)s::text[]) AS v(cid, tid, why)"
+        "  WHERE r.command_id = v.cid AND r.terminal_id = v.tid AND r.state = 'queued'"
+        "  RETURNING r.order_id, r.command_id, r.terminal_id, v.why)"
+        " INSERT INTO order_audit (at, actor, order_id, command_id, terminal_id, action, detail)"
+        " SELECT %(now)s, 'system', order_id, command_id, terminal_id, %(action)s, jsonb_build_object('reason', why)"
+        " FROM changed",
+        {"cids": [b[0] for b in bad], "tids": [b[1] for b in bad], "whys": [b[2] for b in bad], "now": now,
+         "action": AuditAction.REJECTED.value})
+    return cur.rowcount
+
+
 def claim_waiting(conn, now: datetime, min_resend_s: float) -> list[tuple[Waiting, dict]]:
     """Followed recipients sent to and silent that may need something now (due for a re-send, or
     offline at the last send), with their command's content; locked."""

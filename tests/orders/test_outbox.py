@@ -23,6 +23,12 @@ from schemas.signing import key_id, load_private_key, load_public_key, verify_co
 from tests.support import ROOT
 
 
+def copies_of(sent, command_id) -> list[tuple[str, bytes]]:
+    """The copies of one command (the session database may hold other tests' queued rows)."""
+    return [(t, p) for t, p in sent
+            if json.loads(SignedCommand.model_validate_json(p).cmd)["command_id"] == str(command_id)]
+
+
 class Recorder:
     def __init__(self, fail: bool = False):
         self.sent: list[tuple[str, bytes]] = []
@@ -54,7 +60,8 @@ def test_published_copy_is_the_stored_content_signed_and_addressed(db, city, liv
     created = desk.issue(db, live[0], order_settings, draft(city, lat=28.2, lon=117.0), "duty1")
     rec = Recorder()
     d = dispatcher(order_settings, keys, rec)
-    assert d.send_queued() == 2
+    d.send_queued()
+    rec.sent = copies_of(rec.sent, created.command_id)
     content = db.execute("SELECT content FROM order_command WHERE command_id = %s", (created.command_id,)).fetchone()[0]
     assert sorted(t.rsplit("/", 1)[-1] for t, _ in rec.sent) == sorted(city.terminals["A"])
     for topic, payload in rec.sent:
@@ -86,6 +93,21 @@ def test_nothing_is_marked_sent_without_the_brokers_ack(db, city, live, order_se
     assert rows == [("queued", 0), ("queued", 0)]
     assert db.execute("SELECT count(*) FROM order_audit WHERE order_id = %s AND action = 'sent'",
                       (created.order_id,)).fetchone()[0] == 0
+    d.close()
+
+
+def test_a_recipient_no_valid_copy_can_be_made_for_is_rejected_and_the_rest_go(db, city, live, order_settings, keys):
+    # the registry accepts any text as a terminal id; the wire does not ('.' is not allowed in a topic id)
+    bad = f"{city.tag}.odd"
+    db.execute("INSERT INTO terminal (terminal_id, person_id) VALUES (%s, %s)", (bad, f"{city.tag}P001"))
+    created = desk.issue(db, live[0], order_settings, draft(city, "A"), "duty1")
+    rec = Recorder()
+    d = dispatcher(order_settings, keys, rec)
+    d.send_queued()
+    got = dict(db.execute("SELECT terminal_id, state || ':' || coalesce(reason, '') FROM order_recipient"
+                          " WHERE command_id = %s", (created.command_id,)).fetchall())
+    assert got == {**{t: "sent:" for t in city.terminals["A"]}, bad: "rejected:cannot be sent: not a valid terminal id for a topic"}
+    assert len(copies_of(rec.sent, created.command_id)) == 2
     d.close()
 
 
