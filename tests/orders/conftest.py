@@ -215,3 +215,52 @@ def fleet(order_settings, keys):
     f.got = {}
     yield f
     f.stop(graceful=False, timeout=5)
+
+
+class SilentBroker:
+    """Accepts MQTT connections, answers CONNACK, then swallows everything: a publish to it never
+    gets its PUBACK. Lets a test catch the dispatcher between claiming recipients and marking them."""
+
+    CONNACK_V5 = b"\x20\x03\x00\x00\x00"  # session present 0, reason success, no properties
+
+    def __init__(self):
+        import socket
+        import threading
+
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.received = 0
+        self._conns: list = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import threading
+
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self._conns.append(conn)
+            threading.Thread(target=self._swallow, args=(conn,), daemon=True).start()
+
+    def _swallow(self, conn) -> None:
+        try:
+            conn.recv(65536)  # CONNECT
+            conn.sendall(self.CONNACK_V5)
+            while chunk := conn.recv(65536):
+                self.received += len(chunk)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.server.close()
+        for c in self._conns:
+            c.close()
+
+
+@pytest.fixture
+def silent_broker():
+    b = SilentBroker()
+    yield b
+    b.close()

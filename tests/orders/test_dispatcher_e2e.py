@@ -7,6 +7,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 
 from orders import desk
@@ -196,19 +197,34 @@ def test_expiry_and_arrival(db, city, live, order_settings, ingest, dispatcher_f
     assert actions[("arrived", b1)] == 1 and actions[("expire", None)] == 1 and actions[("state:expired", b2)] == 1
 
 
-def test_killed_dispatcher_sends_after_restart_exactly_once(db, city, live, order_settings, keys, dispatcher_factory, tap):
-    first = dispatcher_factory()
-    first.stop(kill=True)  # SIGKILL: no goodbye
+def test_dispatcher_killed_mid_send_sends_after_restart_exactly_once(db, city, live, order_settings, keys,
+                                                                      dispatcher_factory, tap, silent_broker, pg_dsn):
+    """kill -9 while the recipients are claimed and published but not acknowledged by the broker
+    (a broker that never PUBACKs): nothing is marked, and the restarted dispatcher sends each once."""
+    stuck = order_settings.model_copy(update={"mqtt_port": silent_broker.port,
+                                              "orders_client_id": order_settings.orders_client_id + "-stuck"})
+    first = dispatcher_factory(stuck)
     created = desk.issue(db, live[0], order_settings, order_to(GridTarget(codes=[city.code("L1")]), priority=Priority.NORMAL),
-                         "duty1")  # normal priority: re-send after 3 s in this test, so look before that
+                         "duty1")
     recipients = set(states(db, created.command_id))
-    time.sleep(1.0)
-    assert tap.commands(keys[1]) == [] and set(states(db, created.command_id).values()) == {"queued"}
-    # two dispatchers now (the restarted one and a second): SKIP LOCKED keeps it one copy each
-    second = order_settings.model_copy(update={"orders_client_id": order_settings.orders_client_id + "-b"})
-    dispatcher_factory()
-    dispatcher_factory(second)
+
+    def claimed() -> bool:  # the dispatcher holds the rows: it is waiting for PUBACKs
+        with psycopg.connect(pg_dsn) as probe:
+            try:
+                probe.execute("SELECT 1 FROM order_recipient WHERE command_id = %s FOR UPDATE NOWAIT", (created.command_id,))
+                return False
+            except psycopg.errors.LockNotAvailable:
+                return True
+
+    wait_until(claimed, timeout=30, what="the dispatcher to claim the recipients")
+    wait_until(lambda: silent_broker.received > 0, timeout=10, what="the copies to be published (into the void)")
+    first.stop(kill=True)  # SIGKILL between publish and marking: its transaction dies with it
+    wait_until(lambda: not claimed(), timeout=10, what="PostgreSQL to roll back the killed dispatcher's claim")
+    assert set(states(db, created.command_id).values()) == {"queued"}
+    assert tap.commands(keys[1]) == []
+    dispatcher_factory()  # restarted, on the real broker
     wait_until(lambda: set(states(db, created.command_id).values()) == {"sent"}, timeout=30, what="the outbox to be sent")
+    time.sleep(0.5)
     copies = Counter(t for t, c in tap.commands(keys[1]) if c.command_id == created.command_id)
     assert copies == {t: 1 for t in recipients}
     actions = audit_actions(db, created.order_id)
