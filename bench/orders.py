@@ -30,9 +30,15 @@ import time
 import uuid
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
-import psycopg
-import redis
+if not __package__:
+    # Run as a script (`./gw bench` runs `python bench/orders.py`): this file's own directory comes
+    # first on sys.path and would shadow the `orders` package with this very file.
+    _here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _here]
+
+import paho.mqtt.client as mqtt  # noqa: E402
+import psycopg  # noqa: E402
+import redis  # noqa: E402
 
 from db.migrate import drop_database, ensure_database, migrate
 from orders import desk
