@@ -8,6 +8,7 @@ import argparse
 import logging
 import signal
 import sys
+import threading
 
 import redis
 
@@ -32,16 +33,29 @@ def keygen(settings, if_missing: bool, force: bool) -> int:
     return 0
 
 
+def wait_for_key(settings, stop: threading.Event, every_s: float = 5.0):
+    """The signing key; while it is missing or unreadable, say so every ``every_s`` and wait (orders
+    stay queued, nothing else stops: under honcho an exiting process would stop the whole Procfile)."""
+    while not stop.is_set():
+        try:
+            return load_private_key(settings.order_signing_key)
+        except (OSError, ValueError) as exc:
+            log.error("cannot load the order signing key %s (%s): run `python -m orders keygen`; orders stay "
+                      "queued until then", settings.order_signing_key, exc)
+        stop.wait(every_s)
+    return None
+
+
 def run(settings) -> int:
     from orders.dispatcher import Dispatcher
     from orders.sender import MqttOrderSender
 
-    try:
-        key = load_private_key(settings.order_signing_key)
-    except (OSError, ValueError) as exc:
-        log.error("cannot load the order signing key %s (%s): run `python -m orders keygen`",
-                  settings.order_signing_key, exc)
-        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    key = wait_for_key(settings, stop)
+    if key is None:
+        return 0
     if settings.order_signing_key.stat().st_mode & 0o077:
         log.warning("%s is readable by others: chmod 600 it", settings.order_signing_key)
     kid = key_id(key.public_key())
@@ -53,8 +67,7 @@ def run(settings) -> int:
         log.warning("no public key at %s: terminals need it to accept orders", settings.order_public_key)
     sender = MqttOrderSender(settings)
     dispatcher = Dispatcher(settings, sender, key, redis.Redis.from_url(settings.redis_url, decode_responses=True))
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: dispatcher.stop_event.set())
+    dispatcher.stop_event = stop
     log.info("orders dispatcher starting: broker %s:%s, kid %s", settings.mqtt_host, settings.mqtt_port, kid)
     if not sender.start():
         log.warning("broker not reachable yet at %s:%s; orders stay queued until it is",

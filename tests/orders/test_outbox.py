@@ -146,10 +146,22 @@ def test_keygen_writes_a_private_key_only_its_owner_can_read(tmp_path, test_sett
     assert rotated.returncode == 0 and key_id(load_private_key(priv).public_key()) != kid
 
 
-def test_dispatcher_without_a_key_says_what_to_do(tmp_path, test_settings):
-    env = test_settings.model_copy(update={"order_signing_key": tmp_path / "none.pem"}).as_env(os.environ)
-    p = subprocess.run([sys.executable, "-m", "orders"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-    assert p.returncode == 2 and "python -m orders keygen" in p.stderr
+def test_dispatcher_without_a_key_says_what_to_do_and_starts_once_there_is_one(tmp_path, order_settings):
+    from tests.support import ServiceProcess, wait_until
+
+    s = order_settings.model_copy(update={"order_signing_key": tmp_path / "later" / "sign.pem",
+                                          "order_public_key": tmp_path / "later" / "sign.pub.pem"})
+    proc = ServiceProcess("orders", s, tmp_path / "orders.log").start()
+    try:
+        wait_until(lambda: "python -m orders keygen" in proc.log_text(), timeout=30, what="the instruction")
+        assert proc.proc.poll() is None  # waiting, not exited (honcho would stop every process)
+        made = subprocess.run([sys.executable, "-m", "orders", "keygen"], cwd=ROOT, env=s.as_env(os.environ),
+                              capture_output=True, text=True, timeout=60)
+        assert made.returncode == 0, made.stderr
+        wait_until(lambda: "dispatcher ready" in proc.log_text(), timeout=30, what="the dispatcher to start")
+    finally:
+        proc.stop()
+    assert proc.proc.returncode == 0
 
 
 @pytest.mark.parametrize("grid", ["C"])
