@@ -25,12 +25,14 @@ from orders.targeting import resolve_targets
 from schemas.commands import Command, CommandAction
 from schemas.orders import (
     AuditAction,
+    NearestTarget,
     OrderAmendment,
     OrderCancellation,
     OrderCreated,
     OrderDraft,
     OrderState,
     OrderView,
+    RadiusTarget,
     RecipientPreview,
     RecipientState,
     RecipientView,
@@ -73,7 +75,9 @@ def _check_actor(actor: str, via: str = "ui") -> str:
 def _resolve(conn, redis, settings: Settings, draft: OrderDraft, now: datetime):
     keys = RedisKeys(settings.redis_prefix)
     registry = store.load_registry(conn)
-    positions = store.load_positions(redis, keys)
+    # only the point targets need every live position; the others need "last seen" of their own
+    point = isinstance(draft.target, (NearestTarget, RadiusTarget))
+    positions = store.load_positions(redis, keys) if point else {}
     recipients = resolve_targets(draft.target, registry, positions, now, settings.online_window_s)
     seen = store.load_seen(redis, keys, [r.terminal_id for r in recipients])
     return recipients, seen

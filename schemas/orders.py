@@ -239,5 +239,6 @@ class AuditAction(StrEnum):
     NO_ANSWER = "no_answer"
     EXPIRED = "state:expired"
     CANCELLED = "state:cancelled"
+    REJECTED = "state:rejected"  # also: the platform could not make a valid copy for this terminal
     ALERT = "alert"  # an order_unacknowledged alert was raised or refreshed
     ARRIVED = "arrived"  # an accepted recipient reached the order's place

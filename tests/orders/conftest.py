@@ -143,3 +143,124 @@ def dispatcher_factory(order_settings, tmp_path):
     yield start
     for p in started:
         p.stop()
+
+
+class CommandTap:
+    """A plain paho subscriber on ``cmd/t/+`` recording every command copy (it never answers:
+    to the platform it is a silent terminal)."""
+
+    def __init__(self, settings: Settings):
+        import threading
+
+        import paho.mqtt.client as paho
+
+        self.copies: list[tuple[str, bytes]] = []
+        self._lock = threading.Lock()
+        subscribed = threading.Event()
+        c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"tap-{uuid.uuid4().hex[:8]}", protocol=paho.MQTTv5)
+        c.on_message = lambda cl, ud, m: self._add(m.topic, m.payload)
+        c.on_subscribe = lambda *a: subscribed.set()
+        c.connect(settings.mqtt_host, settings.mqtt_port)
+        c.subscribe(f"{settings.topic_prefix}/cmd/t/+", qos=1)
+        c.loop_start()
+        assert subscribed.wait(10), "command tap: no SUBACK"
+        self.client = c
+
+    def _add(self, topic: str, payload: bytes) -> None:
+        with self._lock:
+            self.copies.append((topic, payload))
+
+    def commands(self, public_key) -> list:
+        """Every copy verified with the platform key, as (terminal id from the topic, Command)."""
+        from schemas.signing import verify_command
+
+        with self._lock:
+            copies = list(self.copies)
+        out = []
+        for topic, payload in copies:
+            tid = topic.rsplit("/", 1)[-1]
+            from datetime import UTC, datetime
+
+            out.append((tid, verify_command(public_key, payload, tid, datetime.now(UTC))))
+        return out
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.fixture
+def tap(order_settings):
+    t = CommandTap(order_settings)
+    yield t
+    t.close()
+
+
+@pytest.fixture
+def fleet(order_settings, keys):
+    """Reference terminals (TerminalFleet, one network thread) verifying with this test's key.
+    ``fleet.add(tid)`` -> TerminalClient; commands each terminal acted on in ``fleet.got[tid]``."""
+    from terminal.client import TerminalConfig
+    from terminal.fleet import TerminalFleet
+
+    class Fleet(TerminalFleet):
+        got: dict[str, list] = {}
+
+        def add_terminal(self, terminal_id: str, **kw):
+            self.got.setdefault(terminal_id, [])
+            return self.add(TerminalConfig(terminal_id, prefix=order_settings.topic_prefix, platform_key=keys[1], **kw),
+                            on_command=lambda client, command, topic: self.got[client.id].append(command))
+
+    f = Fleet(order_settings.mqtt_host, order_settings.mqtt_port, connect_rate=200)
+    f.got = {}
+    yield f
+    f.stop(graceful=False, timeout=5)
+
+
+class SilentBroker:
+    """Accepts MQTT connections, answers CONNACK, then swallows everything: a publish to it never
+    gets its PUBACK. Lets a test catch the dispatcher between claiming recipients and marking them."""
+
+    CONNACK_V5 = b"\x20\x03\x00\x00\x00"  # session present 0, reason success, no properties
+
+    def __init__(self):
+        import socket
+        import threading
+
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.received = 0
+        self._conns: list = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import threading
+
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self._conns.append(conn)
+            threading.Thread(target=self._swallow, args=(conn,), daemon=True).start()
+
+    def _swallow(self, conn) -> None:
+        try:
+            conn.recv(65536)  # CONNECT
+            conn.sendall(self.CONNACK_V5)
+            while chunk := conn.recv(65536):
+                self.received += len(chunk)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.server.close()
+        for c in self._conns:
+            c.close()
+
+
+@pytest.fixture
+def silent_broker():
+    b = SilentBroker()
+    yield b
+    b.close()
