@@ -323,6 +323,21 @@ ensure_chromium() {
     summary chromium /usr/bin/chromium "installed"
 }
 
+# The platform's Ed25519 order-signing key pair (orders/): made once, never replaced by setup.
+# The private key (mode 0600, in a 0700 directory) stays on the dispatcher's host; the public
+# key (var/keys/order_signing.pub.pem, or GRIDWATCH_ORDER_PUBLIC_KEY) is provisioned to terminals.
+ensure_order_keys() {
+    mkdir -p "$GW_VAR/keys"
+    chmod 700 "$GW_VAR/keys"
+    local out
+    if out=$(cd "$GW_ROOT" && "$GW_ROOT/.venv/bin/python" -m orders keygen --if-missing 2>&1); then
+        log "order keys: $out"
+        summary "order keys" "$GW_VAR/keys" "${out%%:*}"
+    else
+        die "order keys: $out"
+    fi
+}
+
 # ------------------------------------------------------------- commands ---
 
 gw_setup() {
@@ -336,6 +351,7 @@ gw_setup() {
     ensure_pg_cluster
     ensure_mosquitto
     ensure_chromium
+    ensure_order_keys
     print_summary
     log "env: GRIDWATCH_PG_DSN=postgresql://postgres@127.0.0.1:$GW_PG_PORT/$GW_PG_DB" \
         "GRIDWATCH_REDIS_URL=redis://127.0.0.1:$GW_REDIS_PORT/0 GRIDWATCH_MQTT_PORT=$GW_MQTT_PORT"

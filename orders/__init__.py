@@ -14,6 +14,13 @@ import ``orders.dispatcher``):
   limit) -> list[OrderView]`` (active orders with counts); ``order(conn, order_id, recipients=True)
   -> OrderView | None``; ``audit(conn, order_id) -> list[dict]``. ``OrderNotActive`` when an order
   cannot be amended or cancelled.
+  Added (no signature changed): ``targeting.UnknownTarget`` (a ValueError) from preview/issue when
+  the target names grids, people or terminals the registry lacks; ``desk.NoRecipients`` (a
+  ValueError) from issue when the target reaches nobody; ValueError for an empty actor, an
+  expiry in the past or an empty amendment. ``via`` defaults to ``"ui"`` (``"api"`` for the HTTP
+  API). Writes run in ``conn.transaction()``: committed at once on an autocommit/idle connection,
+  else with the caller's transaction (NOTIFY is delivered at that commit). Audit actions are
+  ``schemas.orders.AuditAction``.
 * ``python -m orders`` runs the dispatcher: publishes queued recipients (signed, one copy per
   terminal on ``cmd/t/{id}``), re-sends to the silent, raises ``order_unacknowledged`` alerts,
   expires, closes and marks arrivals. ``python -m orders keygen`` makes the signing key pair.

@@ -222,3 +222,23 @@ class OrderCreated(BaseModel):
     order_id: UUID
     command_id: UUID
     recipients: int
+
+
+class AuditAction(StrEnum):
+    """What an ``order_audit`` row records (ack-driven changes are ``state:<state>``, written by the
+    database trigger that applies acks)."""
+
+    CREATE = "create"
+    AMEND = "amend"
+    CANCEL = "cancel"
+    EXPIRE = "expire"  # the order expired
+    CLOSE = "close"  # every recipient finished
+    QUEUED = "state:queued"  # a recipient was put in the outbox
+    SENT = "sent"  # first publish to a recipient (PUBACK received)
+    RESEND = "resend"
+    NO_ANSWER = "no_answer"
+    EXPIRED = "state:expired"
+    CANCELLED = "state:cancelled"
+    REJECTED = "state:rejected"  # also: the platform could not make a valid copy for this terminal
+    ALERT = "alert"  # an order_unacknowledged alert was raised or refreshed
+    ARRIVED = "arrived"  # an accepted recipient reached the order's place

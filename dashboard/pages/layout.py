@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from dash import dcc, html
 
 from dashboard import components as C
+from dashboard import orders_board, orders_console
 from dashboard.i18n import t
 from dashboard.routes import signed_in_officer
 from schemas.settings import Settings
@@ -125,6 +126,7 @@ def page(settings: Settings, wall: bool, signin: str | None = None) -> html.Div:
                 className="gw-panel gw-alerts",
             ),
             details,
+            *([] if wall else [orders_console.panel(settings), orders_board.panel(settings)]),
         ],
         className="gw-side",
     )
@@ -135,6 +137,7 @@ def page(settings: Settings, wall: bool, signin: str | None = None) -> html.Div:
             side,
             C.charts(settings, controls=not wall),
             *C.stores(settings, wall),
+            *orders_board.stores(settings),
         ],
         className="gw-page" + (" gw-wall" if wall else ""),
         id="gw-page",

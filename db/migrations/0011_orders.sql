@@ -61,6 +61,9 @@ CREATE TABLE order_recipient (
     done_at       timestamptz,
     reason        text,
     arrived_at    timestamptz,
+    -- the terminal had not been heard from within the online window at the last send: when it is
+    -- heard from again while still silent, the dispatcher re-sends at once (it came back)
+    offline_at_send boolean   NOT NULL DEFAULT false,
     PRIMARY KEY (command_id, terminal_id)
 );
 CREATE INDEX order_recipient_outbox ON order_recipient (command_id) WHERE state = 'queued';

@@ -1,0 +1,185 @@
+"""The dispatcher's steps on the real database and Redis with a recording sender (the transport
+is the only fake): what is published equals what is stored, nothing is marked sent without the
+broker's ack, two dispatchers never claim the same recipient, keygen."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+
+import psycopg
+import pytest
+import redis
+
+from orders import desk, outbox
+from orders.dispatcher import Dispatcher
+from orders.sender import SendFailed
+from schemas.commands import SignedCommand
+from schemas.orders import GridTarget, OrderDraft
+from schemas.signing import key_id, load_private_key, load_public_key, verify_command
+from tests.support import ROOT
+
+
+def copies_of(sent, command_id) -> list[tuple[str, bytes]]:
+    """The copies of one command (the session database may hold other tests' queued rows)."""
+    return [(t, p) for t, p in sent
+            if json.loads(SignedCommand.model_validate_json(p).cmd)["command_id"] == str(command_id)]
+
+
+class Recorder:
+    def __init__(self, fail: bool = False):
+        self.sent: list[tuple[str, bytes]] = []
+        self.fail = fail
+
+    def publish(self, topic, payload):
+        self.publish_all([(topic, payload)])
+
+    def publish_all(self, messages):
+        if self.fail:
+            raise SendFailed("no PUBACK (test)")
+        messages = list(messages)
+        self.sent.extend(messages)
+        return len(messages)
+
+    def close(self):
+        pass
+
+
+def draft(city, grid="A", **kw):
+    return OrderDraft(title="Gas leak", body="Clear the hall", target=GridTarget(codes=[city.code(grid)]), **kw)
+
+
+def dispatcher(order_settings, keys, sender):
+    return Dispatcher(order_settings, sender, keys[0], redis.Redis.from_url(order_settings.redis_url, decode_responses=True))
+
+
+def test_published_copy_is_the_stored_content_signed_and_addressed(db, city, live, order_settings, keys):
+    created = desk.issue(db, live[0], order_settings, draft(city, lat=28.2, lon=117.0), "duty1")
+    rec = Recorder()
+    d = dispatcher(order_settings, keys, rec)
+    d.send_queued()
+    rec.sent = copies_of(rec.sent, created.command_id)
+    content = db.execute("SELECT content FROM order_command WHERE command_id = %s", (created.command_id,)).fetchone()[0]
+    assert sorted(t.rsplit("/", 1)[-1] for t, _ in rec.sent) == sorted(city.terminals["A"])
+    for topic, payload in rec.sent:
+        tid = topic.rsplit("/", 1)[-1]
+        assert topic == f"{order_settings.topic_prefix}/cmd/t/{tid}"
+        env = SignedCommand.model_validate_json(payload)
+        assert env.kid == key_id(keys[1])
+        cmd = verify_command(keys[1], payload, tid, cmd_now())
+        wire = json.loads(env.cmd)
+        assert wire.pop("command_id") == str(created.command_id) and wire.pop("to") == tid
+        assert wire == content  # exactly what is stored, nothing more, nothing less
+        assert cmd.lat == 28.2
+    assert d.send_queued() == 0  # nothing left in the outbox
+    d.close()
+
+
+def cmd_now():
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def test_nothing_is_marked_sent_without_the_brokers_ack(db, city, live, order_settings, keys):
+    created = desk.issue(db, live[0], order_settings, draft(city, "B"), "duty1")
+    d = dispatcher(order_settings, keys, Recorder(fail=True))
+    d.stop_event.set()  # no back-off sleep in the test
+    assert d.send_queued() == 0
+    rows = db.execute("SELECT state, attempts FROM order_recipient WHERE command_id = %s", (created.command_id,)).fetchall()
+    assert rows == [("queued", 0), ("queued", 0)]
+    assert db.execute("SELECT count(*) FROM order_audit WHERE order_id = %s AND action = 'sent'",
+                      (created.order_id,)).fetchone()[0] == 0
+    d.close()
+
+
+def test_a_recipient_no_valid_copy_can_be_made_for_is_rejected_and_the_rest_go(db, city, live, order_settings, keys):
+    # the registry accepts any text as a terminal id; the wire does not ('.' is not allowed in a topic id)
+    bad = f"{city.tag}.odd"
+    db.execute("INSERT INTO terminal (terminal_id, person_id) VALUES (%s, %s)", (bad, f"{city.tag}P001"))
+    created = desk.issue(db, live[0], order_settings, draft(city, "A"), "duty1")
+    rec = Recorder()
+    d = dispatcher(order_settings, keys, rec)
+    d.send_queued()
+    got = dict(db.execute("SELECT terminal_id, state || ':' || coalesce(reason, '') FROM order_recipient"
+                          " WHERE command_id = %s", (created.command_id,)).fetchall())
+    assert got == {**{t: "sent:" for t in city.terminals["A"]}, bad: "rejected:cannot be sent: not a valid terminal id for a topic"}
+    assert len(copies_of(rec.sent, created.command_id)) == 2
+    d.close()
+
+
+def test_two_dispatchers_never_claim_the_same_recipient(db, city, live, order_settings, pg_dsn):
+    created = desk.issue(db, live[0], order_settings, draft(city, "L1"), "duty1")
+    with psycopg.connect(pg_dsn) as one, psycopg.connect(pg_dsn) as two:
+        a = outbox.claim_queued(one, 10_000)  # the session database may hold other tests' rows: take all
+        mine = {(c, t) for c, t, _ in a if c == created.command_id}
+        assert len(mine) == 7
+        assert outbox.claim_queued(two, 10_000) == []  # while the first holds them, the second skips them
+        one.rollback()  # the first dies before marking them sent: its locks go with it
+        theirs = {(c, t) for c, t, _ in outbox.claim_queued(two, 10_000) if c == created.command_id}
+        assert theirs == mine
+        two.rollback()
+
+
+def test_keygen_writes_a_private_key_only_its_owner_can_read(tmp_path, test_settings):
+    env = test_settings.model_copy(update={"order_signing_key": tmp_path / "k" / "sign.pem",
+                                           "order_public_key": tmp_path / "k" / "sign.pub.pem"}).as_env(os.environ)
+
+    def keygen(*args):
+        return subprocess.run([sys.executable, "-m", "orders", "keygen", *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    first = keygen("--if-missing")
+    assert first.returncode == 0, first.stderr
+    priv = tmp_path / "k" / "sign.pem"
+    assert stat.S_IMODE(priv.stat().st_mode) == 0o600
+    kid = key_id(load_private_key(priv).public_key())
+    assert kid == key_id(load_public_key(tmp_path / "k" / "sign.pub.pem")) and kid in first.stdout
+    again = keygen("--if-missing")
+    assert again.returncode == 0 and key_id(load_private_key(priv).public_key()) == kid  # kept
+    refused = keygen()
+    assert refused.returncode == 2 and "--force" in refused.stderr
+    rotated = keygen("--force")
+    assert rotated.returncode == 0 and key_id(load_private_key(priv).public_key()) != kid
+
+
+def test_dispatcher_without_a_key_says_what_to_do_and_starts_once_there_is_one(tmp_path, order_settings):
+    from tests.support import ServiceProcess, wait_until
+
+    s = order_settings.model_copy(update={"order_signing_key": tmp_path / "later" / "sign.pem",
+                                          "order_public_key": tmp_path / "later" / "sign.pub.pem"})
+    proc = ServiceProcess("orders", s, tmp_path / "orders.log").start()
+    try:
+        wait_until(lambda: "python -m orders keygen" in proc.log_text(), timeout=30, what="the instruction")
+        assert proc.proc.poll() is None  # waiting, not exited (honcho would stop every process)
+        made = subprocess.run([sys.executable, "-m", "orders", "keygen"], cwd=ROOT, env=s.as_env(os.environ),
+                              capture_output=True, text=True, timeout=60)
+        assert made.returncode == 0, made.stderr
+        wait_until(lambda: "dispatcher ready" in proc.log_text(), timeout=30, what="the dispatcher to start")
+    finally:
+        proc.stop()
+    assert proc.proc.returncode == 0
+
+
+@pytest.mark.parametrize("grid", ["C"])
+def test_alert_is_one_per_order_and_refreshed(db, city, live, order_settings, keys, grid):
+    created = desk.issue(db, live[0], order_settings, draft(city, grid), "duty1")
+    now = cmd_now()
+    c1, c2 = city.terminals[grid]
+    db.execute("UPDATE order_recipient SET state = 'no_answer' WHERE command_id = %s AND terminal_id = %s",
+               (created.command_id, c1))
+    first = outbox.raise_alert(db, created.order_id, "critical", now)
+    db.execute("UPDATE order_recipient SET state = 'no_answer' WHERE command_id = %s AND terminal_id = %s",
+               (created.command_id, c2))
+    second = outbox.raise_alert(db, created.order_id, "critical", now)
+    assert first[0] == second[0] and first[1] is True and second[1] is False
+    assert first[2] == [c1] and second[2] == [c1, c2]
+    detail = db.execute("SELECT detail FROM alert WHERE id = %s", (first[0],)).fetchone()[0]
+    assert detail["count"] == 2
+    # once the alerts engine resolves it, a new silence opens a new alert
+    db.execute("UPDATE alert SET state = 'resolved' WHERE id = %s", (first[0],))
+    third = outbox.raise_alert(db, created.order_id, "critical", now)
+    assert third[0] != first[0] and third[1] is True
