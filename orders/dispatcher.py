@@ -7,10 +7,10 @@ One turn, on ``NOTIFY gw_orders`` or every ``Settings.order_poll_s``:
    ``sent``. Killed before the publish: still queued, sent after the restart. Killed after the
    publish and before the commit: sent again after the restart (terminals dedupe by
    command_id and answer ``received`` again, which changes nothing).
-2. follow-up: re-send to the silent, ``no_answer`` + one ``order_unacknowledged`` alert per order
+2. expire orders past expires_at, close orders whose recipients have all finished.
+3. follow-up: re-send to the silent, ``no_answer`` + one ``order_unacknowledged`` alert per order
    after the re-sends, re-send at once to a terminal that was offline and came back
    (orders/followup.py has the timing).
-3. expire orders past expires_at, close orders whose recipients have all finished.
 4. arrivals: accepted recipients within the place's radius (live positions) get arrived_at.
 """
 
@@ -136,8 +136,8 @@ class Dispatcher:
     def turn(self) -> None:
         while self.send_queued() == BATCH and not self.stop_event.is_set():
             pass  # a big order: keep going until the outbox is empty
+        self.expire_and_close()  # first: an order that has just expired gets no more re-sends
         self.follow_up()
-        self.expire_and_close()
         self.mark_arrivals()
 
     def _summary(self) -> None:
