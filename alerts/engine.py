@@ -87,6 +87,7 @@ class AlertEngine:
         self.dirty: set[str] = set()
         self.stats = Stats()
         self._stream_id = "$"
+        self._registry_at = 0.0
         self._redis_down_until = 0.0
         self._next = {"state": 0.0, "sweep": 0.0, "registry": 0.0, "checkpoint": 0.0, "report": 0.0}
 
@@ -178,6 +179,8 @@ class AlertEngine:
                 batch += store.unseen_events_between(conn, mark - timedelta(seconds=self.s.alerts_overlap_s), mark,
                                                      self.s.alerts_batch_max)
             new = store.claim_new(conn, batch)
+            if any(e.terminal_id not in self.people for e in new) and time.monotonic() - self._registry_at > 2.0:
+                self._reload_registry()  # a terminal registered since the last reload: name its person
             if new:
                 if sweep:
                     log.warning("sweep found %d events committed after the mark had passed them", len(new))
@@ -244,7 +247,7 @@ class AlertEngine:
             self.stats.cleared += len(lifecycle.clear_by_key(conn, store.answered_order_alerts(conn)))
             self.stats.cleared += len(lifecycle.resolve_acknowledged_cleared(conn))
             due = rules.reminders_due(lifecycle.open_critical(conn), now, self.th)
-            reminded = lifecycle.remind(conn, due)
+            reminded = lifecycle.remind(conn, due, now)
             if reminded:
                 log.warning("reminded the duty officer of %d unacknowledged critical alerts", len(reminded),
                             extra=fields(ids=",".join(map(str, reminded[:20]))))
@@ -275,6 +278,7 @@ class AlertEngine:
                 self.stats.bumped += 1
 
     def _reload_registry(self) -> None:
+        self._registry_at = time.monotonic()
         with self.conn.transaction():
             self.people = store.load_people(self.conn)
             self.grid_names, self.centroids = store.load_grids(self.conn)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -158,11 +159,12 @@ def open_critical(conn: psycopg.Connection) -> list[tuple]:
     ).fetchall()
 
 
-def remind(conn: psycopg.Connection, alert_ids: Sequence[int]) -> list[int]:
+def remind(conn: psycopg.Connection, alert_ids: Sequence[int], at: datetime) -> list[int]:
+    """Record a reminder at ``at`` (the engine's clock, the one ``reminders_due`` compares with)."""
     if not alert_ids:
         return []
     rows = conn.execute(
-        "UPDATE alert SET last_reminded_at = now() WHERE id = ANY(%s) AND state = 'open' RETURNING id", (list(alert_ids),)
+        "UPDATE alert SET last_reminded_at = %s WHERE id = ANY(%s) AND state = 'open' RETURNING id", (at, list(alert_ids))
     ).fetchall()
     _record(conn, [(aid, AlertAction.REMIND, None) for (aid,) in rows])
     return [aid for (aid,) in rows]

@@ -176,7 +176,7 @@ def save_states(conn: psycopg.Connection, states: list[TerminalState]) -> None:
     cols = ", ".join(_STATE_COLS)
     sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in _STATE_COLS[1:])
     with conn.cursor() as cur:
-        cur.execute("CREATE TEMP TABLE IF NOT EXISTS stage_alert_state (LIKE alert_terminal_state) ON COMMIT DELETE ROWS")
+        cur.execute("CREATE TEMP TABLE IF NOT EXISTS stage_alert_state (LIKE alert_terminal_state INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
         with cur.copy(f"COPY stage_alert_state ({cols}) FROM STDIN") as copy:
             for s in states:
                 copy.write_row(tuple(getattr(s, c) for c in _STATE_COLS))
