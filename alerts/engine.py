@@ -48,6 +48,7 @@ FIX_LOOKBACK = timedelta(minutes=10)  # a terminal's newest fix is looked for th
 CHECKPOINT_S = 10.0  # terminal state is written at most this often (a restart re-folds the rest)
 SWEEP_EVERY_S = 60.0
 REGISTRY_EVERY_S = 30.0
+ALERTING_KINDS = {EventKind.SOS.value, EventKind.REPORT.value, EventKind.INSPECTION_COMPLETED.value}
 CONDITION_KINDS = (AlertKind.OFFLINE, AlertKind.OUTSIDE_GRID, AlertKind.LOW_BATTERY, AlertKind.COMPLAINT_SURGE)
 
 
@@ -179,8 +180,9 @@ class AlertEngine:
                 batch += store.unseen_events_between(conn, mark - timedelta(seconds=self.s.alerts_overlap_s), mark,
                                                      self.s.alerts_batch_max)
             new = store.claim_new(conn, batch)
-            if any(e.terminal_id not in self.people for e in new) and time.monotonic() - self._registry_at > 2.0:
-                self._reload_registry()  # a terminal registered since the last reload: name its person
+            strangers = {e.kind for e in new if e.terminal_id not in self.people}
+            if strangers & ALERTING_KINDS or (strangers and time.monotonic() - self._registry_at > REGISTRY_EVERY_S / 3):
+                self._reload_registry()  # a terminal registered since the last reload: its alert must name the person
             if new:
                 if sweep:
                     log.warning("sweep found %d events committed after the mark had passed them", len(new))

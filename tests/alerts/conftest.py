@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from alerts.engine import AlertEngine
-from tests.ingest.conftest import GRID_A, GRID_B, Terminal, two_grids  # noqa: F401  (fixtures re-exported)
+from tests.ingest.conftest import GRID_A, GRID_B, Terminal, ingest, terminal, two_grids  # noqa: F401  (fixtures re-exported)
 from tests.support import ServiceProcess, wait_until
 
 GRID_C = {"type": "Polygon", "coordinates": [[[117.10, 28.24], [117.13, 28.24], [117.13, 28.28], [117.10, 28.28], [117.10, 28.24]]]}
