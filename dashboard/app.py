@@ -15,7 +15,7 @@ import dash
 import flask
 from dash import Dash
 
-from dashboard import callbacks, routes
+from dashboard import alerts_panel, callbacks, routes
 from dashboard.deps import Deps
 from dashboard.i18n import t
 from dashboard.pages.layout import page
@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> Dash:
     app.layout = dash.html.Div(dash.page_container, style={"height": "100%"})
     routes.register(server, deps)
     callbacks.register(app, deps)
+    alerts_panel.register(app, deps)
     app._gw_deps = deps  # for warm() and tests
     return app
 
