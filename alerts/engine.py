@@ -62,13 +62,17 @@ class Stats:
     reminded: int = 0
     cycles: int = 0
     eval_s: float = 0.0
+    state_cycles: int = 0
+    state_s: float = 0.0
+    state_max_s: float = 0.0
     started: float = field(default_factory=time.monotonic)
 
     def line(self) -> str:
         secs = max(time.monotonic() - self.started, 1e-6)
         return (f"{self.events} events ({self.events / secs:.0f}/s), {self.fixes_sampled} newest fixes sampled, "
                 f"{self.opened} opened, {self.bumped} bumped, {self.cleared} cleared, {self.reminded} reminders, "
-                f"{self.cycles} cycles, busy {100 * self.eval_s / secs:.0f}%")
+                f"{self.cycles} cycles, busy {100 * self.eval_s / secs:.0f}%, state cycle "
+                f"{1000 * self.state_s / max(self.state_cycles, 1):.0f} ms avg / {1000 * self.state_max_s:.0f} ms max")
 
 
 class AlertEngine:
@@ -78,7 +82,9 @@ class AlertEngine:
         self.duty = DutyHours.parse(settings.alerts_duty_hours)
         self.keys = RedisKeys(settings.redis_prefix)
         self.stop_event = threading.Event()
-        self.conn: psycopg.Connection | None = None
+        self.conn: psycopg.Connection | None = None  # the events loop's
+        self.state_conn: psycopg.Connection | None = None  # the state loop's
+        self._lock = threading.Lock()  # terminal state is folded by both loops
         self.redis = redis.Redis.from_url(settings.redis_url, socket_timeout=settings.alerts_poll_s + 5,
                                           socket_connect_timeout=2)
         self.people = {}
@@ -97,65 +103,89 @@ class AlertEngine:
         self.stop_event.set()
 
     def run(self) -> None:
+        """Events on this thread (an SOS never waits behind a state cycle), condition rules on a second one."""
         self._connect()
         log.info("alerts engine started", extra=fields(states=len(self.states), people=len(self.people)))
+        worker = threading.Thread(target=self._state_loop, name="alerts-state", daemon=True)
+        worker.start()
         try:
             while not self.stop_event.is_set():
                 try:
                     self.step()
                 except psycopg.OperationalError as exc:
                     log.error("PostgreSQL unavailable (%s); reconnecting", str(exc).strip()[:200])
-                    self._close()
-                    self.stop_event.wait(1.0)
-                    self._connect()
+                    self._reconnect("conn")
                 self._wait_for_news()
         finally:
-            if self.conn is not None and not self.conn.closed:
-                try:
-                    self.checkpoint(force=True)
-                except psycopg.Error as exc:
-                    log.warning("final checkpoint failed: %s", exc)
+            self.stop_event.set()
+            worker.join(timeout=30)
             self._close()
             log.info("alerts engine stopped: %s", self.stats.line())
+
+    def _state_loop(self) -> None:
+        while not self.stop_event.is_set():
+            started = time.monotonic()
+            try:
+                self.state_step()
+            except psycopg.OperationalError as exc:
+                log.error("PostgreSQL unavailable to the state cycle (%s); reconnecting", str(exc).strip()[:200])
+                self._reconnect("state_conn")
+            self.stop_event.wait(max(0.0, self.s.alerts_state_s - (time.monotonic() - started)))
+        try:
+            if self.state_conn is not None and not self.state_conn.closed:
+                self.checkpoint()
+        except psycopg.Error as exc:
+            log.warning("final checkpoint failed: %s", exc)
+
+    def _open(self) -> psycopg.Connection:
+        return psycopg.connect(self.s.pg_dsn, application_name="gridwatch-alerts")
 
     def _connect(self) -> None:
         delay = 1.0
         while not self.stop_event.is_set():
             try:
-                self.conn = psycopg.connect(self.s.pg_dsn, application_name="gridwatch-alerts")
-                with self.conn.transaction():
-                    self.states = store.load_states(self.conn)
-                self._reload_registry()
+                self.conn = self._open()
+                self.state_conn = self._open()
+                with self.state_conn.transaction():
+                    self.states = store.load_states(self.state_conn)
+                self._reload_registry(self.state_conn)
                 return
             except psycopg.OperationalError as exc:
                 log.error("PostgreSQL not ready (%s); retrying in %.0f s", str(exc).strip()[:200], delay)
                 self.stop_event.wait(delay)
                 delay = min(delay * 2, 30)
 
-    def _close(self) -> None:
-        if self.conn is not None and not self.conn.closed:
-            self.conn.close()
-        self.conn = None
+    def _reconnect(self, which: str) -> None:
+        old = getattr(self, which)
+        if old is not None and not old.closed:
+            old.close()
+        setattr(self, which, None)
+        delay = 1.0
+        while not self.stop_event.wait(delay):
+            try:
+                setattr(self, which, self._open())
+                return
+            except psycopg.OperationalError as exc:
+                log.error("PostgreSQL not ready (%s); retrying in %.0f s", str(exc).strip()[:200], delay)
+                delay = min(delay * 2, 30)
 
-    # ------------------------------------------------------------------ one step
-    def step(self, now: datetime | None = None) -> None:
-        """One events cycle, and the slower duties when due (tests call this directly)."""
+    def _close(self) -> None:
+        for which in ("conn", "state_conn"):
+            c = getattr(self, which)
+            if c is not None and not c.closed:
+                c.close()
+            setattr(self, which, None)
+
+    # ------------------------------------------------------------------ one step of each loop
+    def step(self) -> None:
+        """The events loop's step: the next events (a backlog is drained first), and the minutely sweep."""
         t0 = time.perf_counter()
         mono = time.monotonic()
         while self.events_cycle() >= self.s.alerts_batch_max:
-            pass  # a backlog: drain it before anything else
+            pass
         if mono >= self._next["sweep"]:
             self._next["sweep"] = mono + SWEEP_EVERY_S
             self.events_cycle(sweep=True)
-        if mono >= self._next["registry"]:
-            self._next["registry"] = mono + REGISTRY_EVERY_S
-            self._reload_registry()
-        if mono >= self._next["state"]:
-            self._next["state"] = mono + self.s.alerts_state_s
-            self.state_cycle(now)
-        if mono >= self._next["checkpoint"]:
-            self._next["checkpoint"] = mono + CHECKPOINT_S
-            self.checkpoint()
         self.stats.cycles += 1
         self.stats.eval_s += time.perf_counter() - t0
         if mono >= self._next["report"]:
@@ -163,6 +193,22 @@ class AlertEngine:
                 log.info("alerts: %s", self.stats.line())
                 self.stats = Stats()
             self._next["report"] = mono + self.s.stats_interval_s
+
+    def state_step(self, now: datetime | None = None) -> None:
+        """The state loop's step: registry when due, the condition rules, a checkpoint when due."""
+        mono = time.monotonic()
+        if mono >= self._next["registry"]:
+            self._next["registry"] = mono + REGISTRY_EVERY_S
+            self._reload_registry(self.state_conn)
+        t1 = time.perf_counter()
+        self.state_cycle(now)
+        took = time.perf_counter() - t1
+        self.stats.state_cycles += 1
+        self.stats.state_s += took
+        self.stats.state_max_s = max(self.stats.state_max_s, took)
+        if mono >= self._next["checkpoint"]:
+            self._next["checkpoint"] = mono + CHECKPOINT_S
+            self.checkpoint()
 
     def events_cycle(self, sweep: bool = False) -> int:
         """Evaluate the next batch of events (and status messages) in one transaction. Returns rows read."""
@@ -182,13 +228,14 @@ class AlertEngine:
             new = store.claim_new(conn, batch)
             strangers = {e.kind for e in new if e.terminal_id not in self.people}
             if strangers & ALERTING_KINDS or (strangers and time.monotonic() - self._registry_at > REGISTRY_EVERY_S / 3):
-                self._reload_registry()  # a terminal registered since the last reload: its alert must name the person
+                self._reload_registry(conn)  # a terminal registered since the last reload: its alert must name the person
             if new:
                 if sweep:
                     log.warning("sweep found %d events committed after the mark had passed them", len(new))
                 self._fold_events(new)
                 lang = self.s.language
-                findings = rules.sos(new, self.people, self.states, lang) + rules.serious(new, self.people, lang)
+                with self._lock:
+                    findings = rules.sos(new, self.people, self.states, lang) + rules.serious(new, self.people, lang)
                 self._count(lifecycle.raise_findings(conn, findings))
                 self.stats.events += len(new)
             if not sweep and read:
@@ -196,14 +243,19 @@ class AlertEngine:
             if not sweep:
                 status_mark = store.mark(conn, "status", initial)
                 rows = store.status_after(conn, status_mark, self.s.alerts_batch_max)
-                for tid, ts, online, rec in rows:
-                    if online:
-                        self._seen(tid, min(ts, rec))
+                with self._lock:
+                    for tid, ts, online, rec in rows:
+                        if online:
+                            self._seen(tid, min(ts, rec))
                 if rows:
                     store.advance_mark(conn, "status", max(r[3] for r in rows))
         return read
 
     def _fold_events(self, events: list[EventIn]) -> None:
+        with self._lock:
+            self._fold_events_locked(events)
+
+    def _fold_events_locked(self, events: list[EventIn]) -> None:
         for e in events:
             self._seen(e.terminal_id, min(e.ts, e.received_at))
             if e.kind == EventKind.HEARTBEAT and (e.body or {}).get("battery_pct") is not None:
@@ -223,22 +275,24 @@ class AlertEngine:
 
     def state_cycle(self, now: datetime | None = None) -> None:
         """Sample newest fixes, run the condition rules, clear, remind — one transaction."""
-        conn = self.conn
+        conn = self.state_conn
         now = now or datetime.now(timezone.utc)
         lang, tz = self.s.language, self.s.timezone
         with conn.transaction():
             ids = sorted(self.people)
             samples = store.newest_fixes(conn, ids, now - FIX_LOOKBACK)
             self.stats.fixes_sampled += len(samples)
-            for fx in samples:
-                st = self.states.get(fx.terminal_id) or TerminalState(fx.terminal_id)
-                self._set(rules.observe_fix(st, fx, self.people.get(fx.terminal_id), self.th))
+            with self._lock:
+                for fx in samples:
+                    st = self.states.get(fx.terminal_id) or TerminalState(fx.terminal_id)
+                    self._set(rules.observe_fix(st, fx, self.people.get(fx.terminal_id), self.th))
+                states = dict(self.states)
             open_ = lifecycle.open_subjects(conn, CONDITION_KINDS)
             results = {
-                AlertKind.OFFLINE: rules.offline(self.states, self.people, now, tz, self.duty, self.th, open_[AlertKind.OFFLINE], lang),
-                AlertKind.OUTSIDE_GRID: rules.outside_grid(self.states, self.people, now, tz, self.duty, self.th,
+                AlertKind.OFFLINE: rules.offline(states, self.people, now, tz, self.duty, self.th, open_[AlertKind.OFFLINE], lang),
+                AlertKind.OUTSIDE_GRID: rules.outside_grid(states, self.people, now, tz, self.duty, self.th,
                                                            open_[AlertKind.OUTSIDE_GRID], lang),
-                AlertKind.LOW_BATTERY: rules.low_battery(self.states, self.people, now, tz, self.duty, self.th,
+                AlertKind.LOW_BATTERY: rules.low_battery(states, self.people, now, tz, self.duty, self.th,
                                                          open_[AlertKind.LOW_BATTERY], lang),
                 AlertKind.COMPLAINT_SURGE: self._surge(conn, now, open_[AlertKind.COMPLAINT_SURGE]),
             }
@@ -262,13 +316,19 @@ class AlertEngine:
         return rules.surge({g: last_hour[g] for g in candidates}, baseline, hours, self.centroids, self.grid_names, now,
                            self.th, open_subjects, self.s.language)
 
-    def checkpoint(self, force: bool = False) -> None:
-        if not self.dirty:
+    def checkpoint(self) -> None:
+        with self._lock:
+            dirty, self.dirty = self.dirty, set()
+            states = [self.states[t] for t in dirty]
+        if not states:
             return
-        states = [self.states[t] for t in self.dirty]
-        with self.conn.transaction():
-            store.save_states(self.conn, states)
-        self.dirty.clear()
+        try:
+            with self.state_conn.transaction():
+                store.save_states(self.state_conn, states)
+        except psycopg.Error:
+            with self._lock:
+                self.dirty |= dirty  # written next time
+            raise
 
     def _count(self, raised: list[lifecycle.Raised]) -> None:
         for r in raised:
@@ -279,11 +339,12 @@ class AlertEngine:
             else:
                 self.stats.bumped += 1
 
-    def _reload_registry(self) -> None:
+    def _reload_registry(self, conn: psycopg.Connection) -> None:
         self._registry_at = time.monotonic()
-        with self.conn.transaction():
-            self.people = store.load_people(self.conn)
-            self.grid_names, self.centroids = store.load_grids(self.conn)
+        with conn.transaction():
+            people = store.load_people(conn)
+            self.grid_names, self.centroids = store.load_grids(conn)
+        self.people = people  # one assignment: the other loop sees the old map or the new one
 
     # ------------------------------------------------------------------ the doorbell
     def _wait_for_news(self) -> None:
