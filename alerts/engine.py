@@ -47,6 +47,7 @@ log = logging.getLogger("gridwatch.alerts")
 FIX_LOOKBACK = timedelta(minutes=10)  # a terminal's newest fix is looked for this far back each state cycle
 CHECKPOINT_S = 10.0  # terminal state is written at most this often (a restart re-folds the rest)
 SWEEP_EVERY_S = 60.0
+SEEN_MARGIN = timedelta(minutes=30)  # evaluated-event keys are kept this much longer than the sweep reaches back
 REGISTRY_EVERY_S = 30.0
 ALERTING_KINDS = {EventKind.SOS.value, EventKind.REPORT.value, EventKind.INSPECTION_COMPLETED.value}
 CONDITION_KINDS = (AlertKind.OFFLINE, AlertKind.OUTSIDE_GRID, AlertKind.LOW_BATTERY, AlertKind.COMPLAINT_SURGE)
@@ -96,7 +97,7 @@ class AlertEngine:
         self._stream_id = "$"
         self._registry_at = 0.0
         self._redis_down_until = 0.0
-        self._next = {"state": 0.0, "sweep": 0.0, "registry": 0.0, "checkpoint": 0.0, "report": 0.0}
+        self._next = {"state": 0.0, "sweep": 0.0, "registry": 0.0, "checkpoint": 0.0, "report": 0.0, "prune": 0.0}
 
     # ------------------------------------------------------------------ lifecycle
     def stop(self) -> None:
@@ -209,6 +210,18 @@ class AlertEngine:
         if mono >= self._next["checkpoint"]:
             self._next["checkpoint"] = mono + CHECKPOINT_S
             self.checkpoint()
+        if mono >= self._next["prune"]:
+            self._next["prune"] = mono + SWEEP_EVERY_S
+            self.prune()
+
+    def prune(self) -> int:
+        """Forget evaluated-event keys older than any re-read can reach (the sweep's window, and margin)."""
+        keep = timedelta(seconds=self.s.alerts_sweep_s + self.s.alerts_overlap_s) + SEEN_MARGIN
+        with self.state_conn.transaction():
+            n = store.prune_seen(self.state_conn, datetime.now(timezone.utc) - keep)
+        if n:
+            log.info("forgot %d evaluated-event keys older than %s", n, keep)
+        return n
 
     def events_cycle(self, sweep: bool = False) -> int:
         """Evaluate the next batch of events (and status messages) in one transaction. Returns rows read."""

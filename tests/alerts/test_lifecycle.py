@@ -169,3 +169,10 @@ def test_engine_state_is_checkpointed_and_resumed(db, person, alert_settings, en
 def test_nothing_is_written_when_a_transition_is_refused(db, person, engine):
     with psycopg.connect(db.info.dsn) as conn:
         assert not act_on_alert(conn, 10**9, AlertAction.RESOLVE, "duty")
+
+
+def test_evaluated_event_keys_are_pruned_only_beyond_every_re_read(db, person, engine):
+    old = datetime.now(timezone.utc) - timedelta(days=1)
+    db.execute("INSERT INTO alert_seen_event VALUES (%s, 1, %s, %s), (%s, 2, now(), now())", (person, old, old, person))
+    engine.prune()
+    assert [r[0] for r in db.execute("SELECT seq FROM alert_seen_event WHERE terminal_id = %s", (person,))] == [2]

@@ -11,10 +11,12 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
+import redis
 
 from dashboard.devserver import free_port
 from terminal.client import TerminalClient, TerminalConfig
@@ -28,6 +30,18 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 XSS = '<img src=x onerror="window.__pwned=1">'
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture
+def redis_prefix(base_settings):
+    """This module's own Redis prefix: the wall suite's session prefix holds other tests' known live
+    state, and the ingest started here would rebuild it from this test's database."""
+    prefix = f"gwtest:alertwall:{uuid.uuid4().hex[:8]}:"
+    yield prefix
+    r = redis.Redis.from_url(base_settings.redis_url)
+    keys = list(r.scan_iter(match=prefix + "*", count=1000))
+    if keys:
+        r.delete(*keys)
 
 
 @pytest.fixture
