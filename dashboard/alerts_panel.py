@@ -136,7 +136,7 @@ def alert_payload(rows: list[WallAlert], lang: str) -> dict:
     """What assets/alerts.js needs: pins (text title, severity, SOS flag) and the reminders it beeps for."""
     pins = [
         {"id": a.id, "lat": a.lat, "lon": a.lon, "sev": a.severity if a.severity in SEVERITIES else Severity.WARNING.value,
-         "sos": a.kind == AlertKind.SOS, "title": a.title, "state": a.state,
+         "sos": a.kind == AlertKind.SOS, "title": a.title, "state": a.state, "n": a.count,
          "rem": a.last_reminded_at.timestamp() if a.last_reminded_at else 0}
         for a in rows
     ]

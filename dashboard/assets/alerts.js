@@ -14,8 +14,7 @@
   "use strict";
   var A = (window.gwAlerts = window.gwAlerts || {});
   A.markers = {};      // alert id -> marker
-  A.seen = {};         // alert id -> last reminder (s) already sounded for
-  A.primed = false;    // the first payload after load only primes `seen` for non-critical alerts
+  A.seen = {};         // alert id -> {rem, n}: the reminder and count already sounded for
   A.beeps = 0;         // how many cues were played (diagnostics, tests)
   A.lastCue = null;    // id of the alert behind the last cue
   var MUTE_KEY = "gw.alerts.muted";
@@ -62,15 +61,17 @@
     }
   };
 
+  // A critical alert sounds when it is new, reminded while open, or seen again (a second SOS
+  // from the same terminal bumps its count even after someone acknowledged the first).
   function cue(alerts, config) {
     var wall = !!(config && config.wall);
     var sound = null;
     alerts.forEach(function (a) {
-      var key = a.rem || 0;
-      var known = Object.prototype.hasOwnProperty.call(A.seen, a.id);
-      var fresh = !known || A.seen[a.id] < key;
-      A.seen[a.id] = key;
-      if (fresh && a.sev === "critical" && a.state === "open" && (!sound || a.sos)) sound = a;
+      var prev = A.seen[a.id], now = {rem: a.rem || 0, n: a.n || 1};
+      A.seen[a.id] = now;
+      if (a.sev !== "critical") return;
+      var fresh = !prev || (a.state === "open" && now.rem > prev.rem) || now.n > prev.n;
+      if (fresh && (a.state === "open" || prev) && (!sound || a.sos)) sound = a;
     });
     if (sound && !wall && !A.muted()) { A.lastCue = sound.id; A.beep(!!sound.sos); }
   }

@@ -96,4 +96,3 @@ def alerts_proc(alert_settings, tmp_path):
     proc.stop()
 
 
-__all__ = ["Terminal", "GRID_A", "GRID_B"]

@@ -115,6 +115,11 @@ def test_sos_on_the_wall_centring_sound_and_text_only(alert_settings, ingest, al
     feed.locator(".t").click()
     view = page.evaluate("() => { const m = window.gridwatch.getMap(), c = m.getCenter(); return [m.getZoom(), c.lat, c.lng]; }")
     assert view[0] == 14 and abs(view[1] - 28.2611) < 1e-3 and abs(view[2] - 117.0122) < 1e-3
+    # an acknowledged critical alert is quiet until it is seen again (a second SOS bumps its count)
+    cue = """(n) => { const A = window.gwAlerts, before = A.beeps;
+        window.dash_clientside.gwAlerts.apply({alerts: [{id: -7, sev: 'critical', sos: true, state: 'acknowledged', n: n,
+            rem: 0, lat: 28.3, lon: 117.1, title: 't'}]}, {wall: false}); return A.beeps - before; }"""
+    assert page.evaluate(cue, 1) == 0 and page.evaluate(cue, 1) == 0 and page.evaluate(cue, 2) == 1
     # mute: the label flips and the next critical alert is silent
     page.click("#alert-mute")
     page.wait_for_function("() => document.getElementById('alert-mute').textContent === '取消静音'", timeout=5_000)
