@@ -95,7 +95,6 @@ class AlertEngine:
         self.dirty: set[str] = set()
         self.stats = Stats()
         self._stream_id = "$"
-        self._registry_at = 0.0
         self._redis_down_until = 0.0
         self._next = {"state": 0.0, "sweep": 0.0, "registry": 0.0, "checkpoint": 0.0, "report": 0.0, "prune": 0.0}
 
@@ -239,9 +238,11 @@ class AlertEngine:
                 batch += store.unseen_events_between(conn, mark - timedelta(seconds=self.s.alerts_overlap_s), mark,
                                                      self.s.alerts_batch_max)
             new = store.claim_new(conn, batch)
-            strangers = {e.kind for e in new if e.terminal_id not in self.people}
-            if strangers & ALERTING_KINDS or (strangers and time.monotonic() - self._registry_at > REGISTRY_EVERY_S / 3):
-                self._reload_registry(conn)  # a terminal registered since the last reload: its alert must name the person
+            strangers = {e.terminal_id for e in new if e.terminal_id not in self.people and e.kind in ALERTING_KINDS}
+            if strangers:  # registered since the last reload? Its alert must name the person.
+                found = store.lookup_people(conn, sorted(strangers))
+                if found:
+                    self.people = {**self.people, **found}  # copy on write: the other loop may be reading
             if new:
                 if sweep:
                     log.warning("sweep found %d events committed after the mark had passed them", len(new))
@@ -353,7 +354,6 @@ class AlertEngine:
                 self.stats.bumped += 1
 
     def _reload_registry(self, conn: psycopg.Connection) -> None:
-        self._registry_at = time.monotonic()
         with conn.transaction():
             people = store.load_people(conn)
             self.grid_names, self.centroids = store.load_grids(conn)

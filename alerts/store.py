@@ -151,6 +151,15 @@ def load_people(conn: psycopg.Connection) -> dict[str, Person]:
     return people
 
 
+def lookup_people(conn: psycopg.Connection, terminal_ids: list[str]) -> dict[str, Person]:
+    """The persons of a few terminals, by name and role only (the next full ``load_people`` adds their grids)."""
+    rows = conn.execute(
+        "SELECT t.terminal_id, p.person_id, p.name, p.role, p.phone FROM terminal t JOIN person p USING (person_id)"
+        " WHERE t.terminal_id = ANY(%s)", (terminal_ids,)
+    ).fetchall()
+    return {tid: Person(pid, name, role, phone) for tid, pid, name, role, phone in rows}
+
+
 def load_grids(conn: psycopg.Connection) -> tuple[dict[str, str], dict[str, tuple[float, float]]]:
     names, centroids = {}, {}
     for code, name, lat, lon in conn.execute("SELECT code, name_zh, centroid_lat, centroid_lon FROM grid_level2"):

@@ -176,3 +176,13 @@ def test_evaluated_event_keys_are_pruned_only_beyond_every_re_read(db, person, e
     db.execute("INSERT INTO alert_seen_event VALUES (%s, 1, %s, %s), (%s, 2, now(), now())", (person, old, old, person))
     engine.prune()
     assert [r[0] for r in db.execute("SELECT seq FROM alert_seen_event WHERE terminal_id = %s", (person,))] == [2]
+
+
+def test_an_sos_from_a_terminal_registered_after_the_engine_started_names_its_person(db, engine, registry):
+    tid, pid = f"N{uuid.uuid4().hex[:6]}", f"Q{uuid.uuid4().hex[:6]}"
+    db.execute("INSERT INTO person (person_id, name, role) VALUES (%s, '新来的', 'informant')", (pid,))
+    db.execute("INSERT INTO terminal (terminal_id, person_id) VALUES (%s, %s)", (tid, pid))
+    insert_event(db, tid, 1, "sos")
+    engine.events_cycle()
+    assert db.execute("SELECT detail->>'person_name', detail->>'role' FROM alert WHERE subject = %s", (tid,)).fetchone() == (
+        "新来的", "informant")
