@@ -25,7 +25,7 @@ def _publish_stream(terminal, prefix: str, pause: float) -> None:
         for i in range(N_TERMINALS):
             tid = f"{prefix}{i:03d}"
             now = datetime.now(timezone.utc).isoformat()
-            terminal.publish(tid, "event", {"seq": 10 + k, "ts": now, "kind": "sos", "lat": 28.26, "lon": 117.01,
+            terminal.publish(tid, "event", {"seq": 10 + k, "ts": now, "kind": "sos", "lat": 28.26, "lon": 117.21,
                                             "body": {"text": f"help {k}"}}, wait=False)
             if k == 0:
                 terminal.publish(tid, "event", {"seq": 1, "ts": now, "kind": "report", "body": {
@@ -97,16 +97,16 @@ def test_sos_from_the_reference_terminal_is_an_open_alert(alert_settings, ingest
                             username=s.mqtt_username, password=s.mqtt_password).start()
     try:
         assert client.wait_connected(10)
-        client.send_fix(28.26, 117.01, battery_pct=70)
+        client.send_fix(28.26, 117.21, battery_pct=70)
         time.sleep(0.5)
         t0 = time.monotonic()
-        sent = client.send_event("sos", lat=28.2601, lon=117.0102)
+        sent = client.send_event("sos", lat=28.2601, lon=117.2102)
         row = wait_until(lambda: db.execute(
             "SELECT id, state, severity, lat, lon, detail->>'person_name' FROM alert WHERE kind = 'sos' AND terminal_id = %s",
             (person,)).fetchone(), what="the SOS alert", timeout=30, interval=0.01)
         latency = time.monotonic() - t0
         print(f"\nSOS publish -> open alert in the database: {latency * 1000:.0f} ms")
-        assert row[1:5] == ("open", "critical", 28.2601, 117.0102) and row[5].startswith("王")
+        assert row[1:5] == ("open", "critical", 28.2601, 117.2102) and row[5].startswith("王")
         assert sent.seq >= 0
         assert latency < 10, "an SOS took more than 10 s to become an alert"
     finally:

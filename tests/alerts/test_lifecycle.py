@@ -20,7 +20,7 @@ def test_an_sos_opens_one_critical_alert_and_a_second_sos_bumps_it(db, person, e
     [(aid, kind, state, count, _)] = alerts_of(db, person)
     assert (kind, state, count) == ("sos", "open", 1)
     row = db.execute("SELECT severity, lat, lon, detail->>'person_name', title FROM alert WHERE id = %s", (aid,)).fetchone()
-    assert row[0] == "critical" and (row[1], row[2]) == (28.26, 117.01) and row[3].startswith("王") and row[3] in row[4]
+    assert row[0] == "critical" and (row[1], row[2]) == (28.26, 117.21) and row[3].startswith("王") and row[3] in row[4]
     # evaluating again (the overlap window re-reads it) changes nothing
     engine.events_cycle()
     engine.events_cycle(sweep=True)
@@ -79,16 +79,16 @@ def test_offline_opens_stays_open_when_cleared_until_acknowledged_then_resolves(
 
 def test_outside_grid_and_an_acknowledged_alert_is_resolved_when_the_condition_ends(db, person, engine):
     now = datetime.now(timezone.utc)
-    insert_fix(db, person, 1, now - timedelta(seconds=100), grid="A")
+    insert_fix(db, person, 1, now - timedelta(seconds=100), grid="X1")
     engine.state_cycle(now - timedelta(seconds=99))
-    insert_fix(db, person, 2, now - timedelta(seconds=80), grid="C")  # C is neither A nor adjacent to it
+    insert_fix(db, person, 2, now - timedelta(seconds=80), grid="X3")  # X3 is neither X1 nor adjacent to it
     engine.state_cycle(now - timedelta(seconds=79))
-    insert_fix(db, person, 3, now - timedelta(seconds=1), grid="C")
+    insert_fix(db, person, 3, now - timedelta(seconds=1), grid="X3")
     engine.state_cycle(now)
     [(aid, kind, state, *_)] = alerts_of(db, person)
     assert (kind, state) == ("outside_grid", "open")
     act_on_alert(db, aid, AlertAction.ACKNOWLEDGE, "duty")
-    insert_fix(db, person, 4, now + timedelta(seconds=1), grid="B")  # adjacent: allowed
+    insert_fix(db, person, 4, now + timedelta(seconds=1), grid="X2")  # adjacent: allowed
     engine.state_cycle(now + timedelta(seconds=2))
     assert alerts_of(db, person)[0][2] == "resolved"
     assert db.execute("SELECT resolved_by FROM alert WHERE id = %s", (aid,)).fetchone()[0] == "system"
@@ -122,12 +122,12 @@ def test_a_surge_of_reports_in_a_quiet_grid_opens_one_alert(db, engine, registry
     tid = f"R{uuid.uuid4().hex[:6]}"
     for i in range(6):
         insert_event(db, tid, i, "report", {"report_id": f"r{i}", "category": "complaint", "text": "x"},
-                     ts=now - timedelta(minutes=i), grid="C", lat=28.26, lon=117.11)
+                     ts=now - timedelta(minutes=i), grid="X3", lat=28.26, lon=117.31)
     engine.state_cycle(now)
     engine.state_cycle(now)
     rows = db.execute("SELECT state, count, grid2_code, (detail->>'reports_last_hour')::int FROM alert"
-                      " WHERE kind = 'complaint_surge' AND subject = 'C'").fetchall()
-    assert rows == [("open", 1, "C", 6)]
+                      " WHERE kind = 'complaint_surge' AND subject = 'X3'").fetchall()
+    assert rows == [("open", 1, "X3", 6)]
 
 
 def test_order_alerts_from_the_dispatcher_upsert_and_clear_when_recipients_answered(db, engine):
@@ -155,7 +155,7 @@ def test_engine_state_is_checkpointed_and_resumed(db, person, alert_settings, en
     from alerts.engine import AlertEngine
 
     now = datetime.now(timezone.utc)
-    insert_fix(db, person, 1, now - timedelta(seconds=20), grid="C")
+    insert_fix(db, person, 1, now - timedelta(seconds=20), grid="X3")
     engine.state_cycle(now)
     engine.checkpoint()
     again = AlertEngine(alert_settings)
