@@ -15,7 +15,7 @@ import dash
 import flask
 from dash import Dash
 
-from dashboard import api, callbacks, orders_board, orders_console, routes
+from dashboard import alerts_panel, api, callbacks, orders_board, orders_console, routes
 from dashboard.deps import Deps
 from dashboard.i18n import t
 from dashboard.pages.layout import page
@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None) -> Dash:
     orders_console.register(app, deps)
     orders_board.register(app, deps)
     api.register(server, deps)
+    alerts_panel.register(app, deps)
     app._gw_deps = deps  # for warm() and tests
     return app
 

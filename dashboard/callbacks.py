@@ -13,14 +13,12 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import plotly.graph_objects as go
-from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, html, no_update
+from dash import ClientsideFunction, Dash, Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import live, queries
-from dashboard.actions import AlertAction, act_on_alert
 from dashboard.deps import Deps
 from dashboard.i18n import t
-from dashboard.routes import signed_in_officer
 
 log = logging.getLogger("gridwatch.dashboard")
 
@@ -35,61 +33,6 @@ KIND_COLOURS = {
 }
 FONT = '"Noto Sans CJK SC", "Noto Sans SC", "DejaVu Sans", sans-serif'
 MAX_REPLAY_MIN = 480
-
-
-# ---------------------------------------------------------------- alerts
-def alert_feed(rows: list[queries.AlertRow], lang: str, tz: str, controls: bool) -> list:
-    if not rows:
-        return [html.Div(t("alerts.none", lang), className="gw-calm")]
-    zone = ZoneInfo(tz)
-    out = []
-    for a in rows:
-        sev = a.severity if a.severity in ("critical", "warning", "info") else "warning"
-        where = " · ".join(x for x in (a.grid2_code, a.terminal_id) if x)
-        meta = f"{t('alerts.severity.' + sev, lang)} · {t('alerts.state.' + a.state, lang)} · {a.opened_at.astimezone(zone):%m-%d %H:%M:%S}"
-        if a.acknowledged_by:
-            meta += f" · {a.acknowledged_by}"
-        children = [html.Div(a.title, className="t"), html.Div(f"{meta}  {where}", className="m")]
-        if controls:
-            buttons = []
-            if a.state == "open":
-                buttons.append(html.Button(t("alerts.ack", lang), id={"type": "alert-ack", "id": a.id}, n_clicks=0))
-            buttons.append(html.Button(t("alerts.resolve", lang), id={"type": "alert-resolve", "id": a.id}, n_clicks=0))
-            children.append(html.Div(buttons))
-        out.append(html.Div(children, className=f"gw-alert {sev}", id=f"alert-{a.id}"))
-    return out
-
-
-def alert_pins(rows: list[queries.AlertRow]) -> dict:
-    feats = [
-        {
-            "type": "Feature",
-            "geometry": {"type": "Point", "coordinates": [a.lon, a.lat]},
-            "properties": {"id": a.id, "severity": a.severity, "tooltip": a.title},
-        }
-        for a in rows
-        if a.lat is not None and a.lon is not None
-    ]
-    return {"type": "FeatureCollection", "features": feats}
-
-
-def load_alerts(deps: Deps) -> list[queries.AlertRow]:
-    def compute() -> list[dict]:
-        with deps.pool.connection() as conn:
-            return [_alert_dict(r) for r in queries.open_alerts(conn)]
-
-    raw = deps.cached("alerts", 2, compute)
-    return [_alert_from(d) for d in raw]
-
-
-def _alert_dict(r: queries.AlertRow) -> dict:
-    return {f: getattr(r, f) for f in queries.AlertRow.__slots__} | {"opened_at": r.opened_at.isoformat()}
-
-
-def _alert_from(d: dict) -> queries.AlertRow:
-    d = dict(d)
-    d["opened_at"] = datetime.fromisoformat(d["opened_at"])
-    return queries.AlertRow(**d)
 
 
 # ---------------------------------------------------------------- charts
@@ -378,37 +321,6 @@ def register(app: Dash, deps: Deps) -> None:
         Input("live-tick", "n_intervals"),
         State("gw-config", "data"),
     )
-
-    @app.callback(
-        Output("alert-feed", "children"),
-        Output("alert-pins", "data"),
-        Output("alert-state", "data"),
-        Output("alert-msg", "children"),
-        Input("slow-tick", "n_intervals"),
-        Input({"type": "alert-ack", "id": ALL}, "n_clicks"),
-        Input({"type": "alert-resolve", "id": ALL}, "n_clicks"),
-        State("alert-state", "data"),
-        State("gw-config", "data"),
-    )
-    def alerts(_n, _acks, _resolves, state, config):
-        msg = no_update
-        trig = ctx.triggered_id
-        wall = bool((config or {}).get("wall"))
-        if isinstance(trig, dict) and ctx.triggered and ctx.triggered[0].get("value"):
-            who = signed_in_officer()
-            if not who or wall:
-                msg = t("alerts.need_signin", lang)
-            else:
-                action = AlertAction.ACKNOWLEDGE if trig["type"] == "alert-ack" else AlertAction.RESOLVE
-                with deps.pool.connection() as conn:
-                    ok = act_on_alert(conn, int(trig["id"]), action, who)
-                deps.cache_drop("alerts", "alerts_by_grid")
-                msg = t("alerts.done" if ok else "alerts.stale", lang)
-        rows = load_alerts(deps)
-        key = live.values_hash({"a": [[a.id, a.state, a.acknowledged_by] for a in rows], "w": wall})
-        if msg is no_update and (state or {}).get("h") == key:
-            raise PreventUpdate
-        return alert_feed(rows, lang, settings.timezone, controls=not wall), alert_pins(rows), {"h": key}, msg
 
     @app.callback(
         Output("chart-activity", "figure"),

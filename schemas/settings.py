@@ -99,6 +99,35 @@ class Settings(BaseSettings):
     order_arrive_m: float = Field(150.0, description="A recipient within this of the order's place has arrived (unless the order says)")
     order_poll_s: float = Field(0.5, description="Dispatcher: seconds between checks of the outbox, re-sends, expiry and arrivals")
 
+    # --- Alerts engine (alerts/: rules over what ingest stored; alerts with a lifecycle) ---
+    alerts_poll_s: float = Field(0.25, description="Alerts engine: longest wait between reads of new events (ingest's Redis stream only wakes it sooner)")
+    alerts_state_s: float = Field(2.0, description="Alerts engine: seconds between evaluations of the condition rules, reminders and clearing")
+    alerts_overlap_s: float = Field(30.0, description="Events are re-read this far behind the committed mark (a batch committed late); ones already evaluated are skipped")
+    alerts_sweep_s: float = Field(900.0, description="Once a minute the engine re-reads this far back, for events committed later still (a database outage)")
+    alerts_batch_max: int = Field(5000, description="Alerts engine: most events evaluated in one transaction")
+    alerts_duty_hours: str = Field(
+        "*=08:00-18:00",
+        description="Duty hours per person role in the bureau's time zone, every day: role=HH:MM-HH:MM, comma-separated; '*' is every other role (e.g. *=08:00-18:00,informant=09:00-17:00)",
+    )
+    alerts_offline_s: float = Field(900.0, description="A terminal silent this long during its duty hours raises an offline alert")
+    alerts_outside_grid_s: float = Field(900.0, description="An officer outside their grids and the adjacent ones this long during duty hours raises an alert")
+    alerts_low_battery_pct: float = Field(15.0, description="Battery at or under this (percent) during duty hours raises a low-battery alert ...")
+    alerts_battery_clear_pct: float = Field(25.0, description="... cleared once the battery is at or above this")
+    alerts_surge_min_reports: int = Field(5, description="Surge: at least this many reports in a level-2 grid in the last hour ...")
+    alerts_surge_p: float = Field(1e-4, description="... and a Poisson tail probability under this against the grid's own smoothed hourly rate")
+    alerts_surge_baseline_days: int = Field(28, description="Surge: days of history that make a grid's baseline hourly rate")
+    alerts_remind_s: float = Field(120.0, description="An open critical alert reminds the duty officer this often until someone acknowledges it")
+
+    @field_validator("alerts_duty_hours")
+    @classmethod
+    def _duty_hours(cls, value: str) -> str:
+        for part in (p.strip() for p in value.split(",") if p.strip()):
+            role, sep, span = part.partition("=")
+            start, dash, end = span.partition("-")
+            if not (sep and dash and role.strip() and _is_hhmm(start) and _is_hhmm(end, allow_24=True)):
+                raise ValueError(f"alerts_duty_hours: {part!r} is not role=HH:MM-HH:MM")
+        return value
+
     # --- Dashboard ---
     language: Literal["zh-CN", "en"] = Field("zh-CN", description="Interface language of the wall")
     tile_url: str | None = Field(None, description="Base map tile URL template; none gives a plain dark map")
@@ -139,6 +168,14 @@ class Settings(BaseSettings):
                 value = ",".join(str(v) for v in value)
             env[f"GRIDWATCH_{name.upper()}"] = str(value)
         return env
+
+
+def _is_hhmm(text: str, allow_24: bool = False) -> bool:
+    """``HH:MM`` with 00<=HH<=23 (``24:00`` too as an end of day)."""
+    h, sep, m = text.strip().partition(":")
+    if not (sep and h.isdigit() and m.isdigit() and len(m) == 2):
+        return False
+    return (0 <= int(h) <= 23 and 0 <= int(m) <= 59) or (allow_24 and int(h) == 24 and int(m) == 0)
 
 
 @lru_cache(maxsize=1)

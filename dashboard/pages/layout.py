@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from dash import dcc, html
 
+from dashboard import alerts_panel
 from dashboard import components as C
 from dashboard import orders_board, orders_console
 from dashboard.i18n import t
@@ -117,14 +118,7 @@ def page(settings: Settings, wall: bool, signin: str | None = None) -> html.Div:
     side = html.Div(
         [
             html.Div(C.counters(settings), className="gw-panel"),
-            html.Div(
-                [
-                    html.H3(t("alerts.title", lang)),
-                    html.Div(id="alert-msg", className="gw-msg"),
-                    html.Div(html.Div(t("alerts.none", lang), className="gw-calm"), id="alert-feed"),
-                ],
-                className="gw-panel gw-alerts",
-            ),
+            alerts_panel.panel(settings, wall),
             details,
             *([] if wall else [orders_console.panel(settings), orders_board.panel(settings)]),
         ],

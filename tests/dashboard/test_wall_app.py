@@ -36,40 +36,6 @@ def test_refresh_callback_then_no_update(app, known_live):
     assert resp2.status_code == 204
 
 
-def _alerts_call(client, app, acks, state=None):
-    inputs = [
-        {"id": "slow-tick", "property": "n_intervals", "value": 1},
-        [{"id": {"type": "alert-ack", "id": i}, "property": "n_clicks", "value": v} for i, v in acks],
-        [],
-    ]
-    changed = [json.dumps({"id": acks[0][0], "type": "alert-ack"}, separators=(",", ":")) + ".n_clicks"] if any(v for _, v in acks) else ["slow-tick.n_intervals"]
-    st = [{"id": "alert-state", "property": "data", "value": state or {}}, {"id": "gw-config", "property": "data", "value": {"wall": False}}]
-    return _call(client, app, "alert-feed.children", inputs, st, changed)[0]
-
-
-def test_alert_feed_and_acknowledge_needs_sign_in(app, known_db):
-    client = app.server.test_client()
-    with psycopg.connect(known_db) as c:
-        aid = c.execute("SELECT id FROM alert WHERE title = '终端离线 T3'").fetchone()[0]
-    resp = _alerts_call(client, app, [(aid, 0)])
-    out = resp.get_json()["response"]
-    text = json.dumps(out["alert-feed"]["children"], ensure_ascii=False)
-    assert text.index("SOS 王芳") < text.index("终端离线 T3")  # newest first
-    assert "critical" in text
-    assert len(out["alert-pins"]["data"]["features"]) == 2
-    # Not signed in: refused, nothing written.
-    out = _alerts_call(client, app, [(aid, 1)]).get_json()["response"]
-    assert out["alert-msg"]["children"] == "请先以值班员身份登录"
-    # Wrong password, then the right one (Flask session signed with web_secret).
-    assert "signin=failed" in client.post("/auth/login", data={"user": "duty", "password": "x"}).headers["Location"]
-    client.post("/auth/login", data={"user": "duty", "password": "secret"})
-    out = _alerts_call(client, app, [(aid, 1)]).get_json()["response"]
-    assert out["alert-msg"]["children"] == "已记录"
-    with psycopg.connect(known_db) as c:
-        assert c.execute("SELECT state, acknowledged_by FROM alert WHERE id = %s", (aid,)).fetchone() == ("acknowledged", "duty")
-        assert c.execute("SELECT actor, action FROM alert_action WHERE alert_id = %s", (aid,)).fetchall() == [("duty", "acknowledge")]
-
-
 def test_geojson_routes_gzip_and_etag(app):
     client = app.server.test_client()
     r = client.get("/api/grids.geojson?level=2", headers={"Accept-Encoding": "gzip"})
@@ -129,8 +95,7 @@ def test_warm_runs_the_refresh_callback(settings, known_live, rds):
     assert rds.get(Deps(settings).cache_key("terminal_meta")) is not None  # the callback really ran
 
 
-def test_tiles_only_when_configured_and_calm_empty_feed(settings):
-    from dashboard.callbacks import alert_feed
+def test_tiles_only_when_configured(settings):
     from dashboard.components import live_map
 
     def urls(s):
@@ -139,5 +104,3 @@ def test_tiles_only_when_configured_and_calm_empty_feed(settings):
     assert urls(settings) == []  # no tile server: the plain dark background
     tiled = settings.model_copy(update={"tile_url": "http://tiles.intranet/{z}/{x}/{y}.png"})
     assert urls(tiled) == ["http://tiles.intranet/{z}/{x}/{y}.png"]
-    calm = alert_feed([], "en", settings.timezone, controls=True)
-    assert calm[0].children == "No open alerts"
