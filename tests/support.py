@@ -35,7 +35,9 @@ class ServiceProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def wait_until(predicate, timeout: float = 20.0, interval: float = 0.1, what: str = "condition"):
+def wait_until(predicate, timeout: float = 20.0, interval: float = 0.1, what: str = "condition", context=None):
+    """Poll ``predicate`` until it is truthy; on time-out fail naming ``what`` (plus ``context()``,
+    e.g. a process's log tail, so a failure in CI says why)."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -43,4 +45,5 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.1, what: st
         if last:
             return last
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last value: {last!r})")
+    extra = f"\n--- context ---\n{context()[-4000:]}" if context is not None else ""
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last value: {last!r}){extra}")

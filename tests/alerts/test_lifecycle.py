@@ -136,7 +136,8 @@ def test_order_alerts_from_the_dispatcher_upsert_and_clear_when_recipients_answe
     key = dedup_key(AlertKind.ORDER_UNACKNOWLEDGED, str(order))
     raise_sql = ("INSERT INTO alert (kind, severity, title, dedup_key, detail) VALUES (%s, %s, %s, %s, %s)"
                  " ON CONFLICT (dedup_key) WHERE state <> 'resolved' DO UPDATE SET detail = EXCLUDED.detail")
-    db.execute("INSERT INTO emergency_order (order_id, kind, priority, title, target, created_by) VALUES (%s, 'x', 'critical', 't', '{}', 'duty')", (order,))
+    db.execute("INSERT INTO emergency_order (order_id, kind, priority, title, target, created_by)"
+               " VALUES (%s, 'emergency', 'critical', 't', '{\"type\": \"all\"}', 'duty')", (order,))
     cmd = uuid.uuid4()
     db.execute("INSERT INTO order_command (command_id, order_id, action, revision, content, created_by) VALUES (%s, %s, 'issue', 0, '{}', 'duty')", (cmd, order))
     db.execute("INSERT INTO order_recipient (command_id, terminal_id, order_id, state) VALUES (%s, 'TX', %s, 'no_answer')", (cmd, order))

@@ -86,7 +86,8 @@ def _open(browser, url):
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(url)
-    page.wait_for_function("() => window.gridwatch && window.gridwatch.getMap() && window.gwAlerts && window.gwAlerts.applied >= 1",
+    # after the one-time city fit, so a view the test sets is not overridden by it
+    page.wait_for_function("() => window.gridwatch && window.gridwatch.getMap() && window.gridwatch.cityFitted && window.gwAlerts && window.gwAlerts.applied >= 1",
                            timeout=30_000)
     return page, errors
 

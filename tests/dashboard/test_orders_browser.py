@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("GRIDWATCH_ARTIFACTS") or ROOT / "artifacts")
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-READY = "() => window.gridwatch && window.gridwatch.terminalCount() >= 1000 && window.gwOrders && window.gridwatch.getMap()"
+READY = "() => window.gridwatch && window.gridwatch.cityFitted && window.gridwatch.terminalCount() >= 1000 && window.gwOrders && window.gridwatch.getMap()"
 VIEW = "() => { const m = window.gridwatch.getMap(), c = m.getCenter(); return [m.getZoom(), +c.lat.toFixed(6), +c.lng.toFixed(6)]; }"
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

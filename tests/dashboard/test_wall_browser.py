@@ -19,7 +19,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 READY = """() => document.querySelectorAll('path.leaflet-interactive').length >= 500
-    && window.gridwatch && window.gridwatch.terminalCount() >= 1000
+    && window.gridwatch && window.gridwatch.cityFitted && window.gridwatch.terminalCount() >= 1000
     && document.querySelectorAll('.gw-cluster').length > 0
     && /\\d/.test((document.getElementById('ctr-online') || {}).textContent || '')"""
 

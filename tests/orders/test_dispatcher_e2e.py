@@ -84,7 +84,8 @@ def test_nearest_from_positions_sent_by_terminals_through_ingest(db, city, live,
     assert fleet.wait_connected(timeout=30)
     for tid, (lat, lon) in spots.items():
         fleet.clients[tid].send_fix(lat, lon)
-    wait_until(lambda: live[0].hlen(live[1].last_fix) == 4, timeout=30, what="ingest to store the live positions")
+    wait_until(lambda: live[0].hlen(live[1].last_fix) == 4, timeout=30, what="ingest to store the live positions",
+               context=ingest.log_text)
     dispatcher_factory()
     created = desk.issue(db, live[0], order_settings, order_to(NearestTarget(lat=28.25, lon=117.01, n=2)), "duty1")
     wait_until(lambda: states(db, created.command_id) == {a1: "received", c1: "received"}, timeout=30,
