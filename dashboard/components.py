@@ -76,7 +76,6 @@ def live_map(settings: Settings) -> dl.Map:
             pointToLayer=fn("entityPoint"),
             clusterToLayer=fn("entityCluster"),
         ),
-        dl.GeoJSON(id="alert-pins", data={"type": "FeatureCollection", "features": []}, pointToLayer=fn("alertPoint"), zoomToBounds=False),
         dl.Polyline(id="track-line", positions=[], pathOptions={"color": "#ffc857", "weight": 3, "opacity": 0.9, "dashArray": "6 4"}),
         dl.ScaleControl(position="bottomright", imperial=False),
     ]
@@ -151,7 +150,6 @@ def stores(settings: Settings, wall: bool) -> list:
     """The non-visual pieces both pages share: intervals and stores."""
     return [
         dcc.Interval(id="live-tick", interval=settings.wall_refresh_ms),
-        dcc.Interval(id="slow-tick", interval=3000),
         dcc.Interval(id="chart-tick", interval=60_000),
         dcc.Interval(id="rotate-tick", interval=max(1, settings.wall_rotate_s) * 1000, disabled=not (wall and settings.wall_rotate_s > 0)),
         dcc.Store(id="live-data"),

@@ -150,31 +150,6 @@ def terminal_count(conn: psycopg.Connection) -> int:
 
 
 # ---------------------------------------------------------------- alerts
-@dataclass(frozen=True, slots=True)
-class AlertRow:
-    id: int
-    kind: str
-    severity: str
-    state: str
-    terminal_id: str | None
-    grid2_code: str | None
-    lat: float | None
-    lon: float | None
-    title: str
-    opened_at: datetime
-    acknowledged_by: str | None
-
-
-def open_alerts(conn: psycopg.Connection, limit: int = 50) -> list[AlertRow]:
-    """Alerts not yet resolved, newest first (partial index ``alert_open``)."""
-    with conn.cursor(row_factory=class_row(AlertRow)) as cur:
-        return cur.execute(
-            "SELECT id, kind, severity, state, terminal_id, grid2_code, lat, lon, title, opened_at, acknowledged_by"
-            " FROM alert WHERE state <> 'resolved' ORDER BY opened_at DESC, id DESC LIMIT %s",
-            (limit,),
-        ).fetchall()
-
-
 def open_alerts_by_grid(conn: psycopg.Connection) -> dict[str, int]:
     rows = conn.execute(
         "SELECT grid2_code, count(*) FROM alert WHERE state <> 'resolved' AND grid2_code IS NOT NULL GROUP BY 1"

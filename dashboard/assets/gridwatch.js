@@ -291,11 +291,6 @@
         var icon = L.divIcon({html: "<div><span>" + label + "</span></div>", className: "gw-cluster",
                               iconSize: L.point(size, size)});
         return L.marker(latlng, {icon: icon});
-      },
-      alertPoint: function (feature, latlng) {
-        var sev = feature.properties.severity || "warning";
-        var icon = L.divIcon({html: "<div></div>", className: "gw-alert-pin gw-sev-" + sev, iconSize: L.point(22, 22)});
-        return L.marker(latlng, {icon: icon, pane: "gw-alerts", zIndexOffset: 1000});
       }
     }
   });

@@ -36,13 +36,6 @@ def test_replay_payload_by_grid_and_terminal(settings, known_db, known_now):
     assert replay_payload([], start)["p"] == []
 
 
-def test_open_alerts_newest_first(known_db):
-    with psycopg.connect(known_db) as c:
-        rows = queries.open_alerts(c)
-    assert [a.title for a in rows][:2] == ["SOS 王芳", "终端离线 T3"]
-    assert all(a.state != "resolved" for a in rows)
-
-
 def test_acknowledge_and_resolve_write_alert_action(scratch_dsn, known_db):
     with psycopg.connect(known_db, autocommit=True) as c:
         aid = c.execute(
