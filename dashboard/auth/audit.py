@@ -64,7 +64,7 @@ def export(conn: psycopg.Connection, since: datetime, until: datetime, sources: 
     if until <= since:
         raise ValueError("the window's end must be after its start")
     q = " UNION ALL ".join(_QUERIES[s] for s in sources) + " ORDER BY 2, 1, 8"
-    with conn.cursor(name="gw_audit_export") as cur:
+    with conn.transaction(), conn.cursor(name="gw_audit_export") as cur:  # a server-side cursor lives in a transaction
         cur.execute(q, {"s": since, "u": until})
         for src, at, actor, action, subject, address, detail, _id in cur:
             yield AuditRow(src, at, actor, action, subject, address, detail or {})
