@@ -71,6 +71,11 @@ class SyntheticWall:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def wall_url(self) -> str:
+        """The wall page opened with this server's wall token (a read-only wall session)."""
+        return f"{self.url}/wall?token={self.wall_token}"
+
     def setup_data(self) -> None:
         from db.migrate import ensure_database, migrate
 

@@ -89,3 +89,14 @@ def wall_client(app, dsn: str):
     resp = client.get(f"/wall?token={token}")
     assert resp.status_code == 302 and resp.headers["Location"].endswith("/wall"), resp.data[:200]
     return client
+
+
+# ----------------------------------------------------------------- in a real browser
+def browser_sign_in(page, base_url: str, user: str, password: str, timeout_ms: int = 30_000) -> None:
+    """Open the operator page, fill the sign-in form (it carries the CSRF token) and wait for the signed-in page."""
+    page.goto(base_url + "/")
+    page.wait_for_selector("#signin-user", timeout=timeout_ms)
+    page.fill("#signin-user", user)
+    page.fill("#signin-password", password)
+    page.click("#signin-submit")
+    page.wait_for_selector("#signin-who", timeout=timeout_ms)
