@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import dash
@@ -33,6 +34,9 @@ def create_app(settings: Settings | None = None) -> Dash:
     deps = Deps(settings)
     # A default or short secret off loopback lets anyone forge the session cookie: refuse to build.
     check_web_secret(settings)
+    if os.environ.get("GRIDWATCH_DUTY_OFFICERS"):
+        log.warning("GRIDWATCH_DUTY_OFFICERS is no longer read: users live in the database. "
+                    "Run `python -m dashboard.users import-officers` once, then unset it")
     server = flask.Flask("gridwatch.dashboard")
     auth_web.install(server, deps)  # before any route: the gate runs ahead of Dash's own handlers
     app = Dash(

@@ -8,6 +8,7 @@
     python -m dashboard.users wall-token create lobby-wall         # prints the token once
     python -m dashboard.users wall-token list
     python -m dashboard.users wall-token revoke lobby-wall         # that wall is signed out
+    python -m dashboard.users import-officers                      # once: GRIDWATCH_DUTY_OFFICERS -> users
 
 Roles: wall_viewer (reads, changes nothing), duty_officer (orders, alerts), administrator.
 The password is read from the terminal, or with --password-stdin from standard input (one
@@ -24,16 +25,8 @@ import sys
 
 import psycopg
 
-from dashboard.auth import store
+from dashboard.auth import audit, store
 from dashboard.auth.model import Role
-
-
-def _actor() -> str:
-    try:
-        who = getpass.getuser()
-    except Exception:  # no user name in this environment (a container): say so
-        who = f"uid{os.getuid()}"
-    return f"cli:{who}"
 
 
 def _password(args) -> str:
@@ -62,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     rm = sub.add_parser("remove", help="remove a user (ends their sessions)")
     rm.add_argument("name")
     sub.add_parser("list", help="every user: name, role, created, password set, live sessions")
+    sub.add_parser("import-officers", help="make a duty_officer user of each user:password in the old "
+                   "GRIDWATCH_DUTY_OFFICERS (existing names and passwords under 10 characters are skipped)")
     w = sub.add_parser("wall-token", help="read-only wall tokens (/wall?token=...)")
     wsub = w.add_subparsers(dest="wall_command", required=True)
     wc = wsub.add_parser("create", help="make a wall token and print it once")
@@ -80,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         from schemas.settings import get_settings
 
         dsn = get_settings().pg_dsn
-    actor = _actor()
+    actor = audit.cli_actor()
     try:
         with psycopg.connect(dsn, autocommit=True) as conn:
             return _run(conn, args, actor)
@@ -110,6 +105,8 @@ def _run(conn: psycopg.Connection, args, actor: str) -> int:
         for u in store.list_users(conn):
             print(f"{u.name}\t{u.role.value}\tcreated {u.created_at:%Y-%m-%d %H:%M}\t"
                   f"password set {u.password_set_at:%Y-%m-%d %H:%M}\tsessions {u.sessions}")
+    elif cmd == "import-officers":
+        return _import_officers(conn, os.environ.get("GRIDWATCH_DUTY_OFFICERS", ""), actor)
     elif args.wall_command == "create":
         token = store.create_wall_token(conn, args.name, actor)
         print(token)
@@ -123,6 +120,26 @@ def _run(conn: psycopg.Connection, args, actor: str) -> int:
         store.revoke_wall_token(conn, args.name, actor)
         print(f"wall token {args.name!r} revoked; its walls are signed out", file=sys.stderr)
     return 0
+
+
+def _import_officers(conn: psycopg.Connection, spec: str, actor: str) -> int:
+    """The migration from the old setting: ``user:password,user2:pw2`` -> duty officers."""
+    made = skipped = 0
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        name, sep, password = part.partition(":")
+        try:
+            if not sep:
+                raise ValueError("not user:password")
+            store.create_user(conn, name.strip(), Role.DUTY_OFFICER, password, actor)
+            made += 1
+            print(f"user {name.strip()!r} made (duty_officer)", file=sys.stderr)
+        except (store.UserError, ValueError) as exc:
+            skipped += 1
+            print(f"skipped {name.strip()!r}: {exc}", file=sys.stderr)
+    if not made and not skipped:
+        print("GRIDWATCH_DUTY_OFFICERS is empty: nothing to import", file=sys.stderr)
+    print(f"{made} made, {skipped} skipped; unset GRIDWATCH_DUTY_OFFICERS now (it is no longer read)", file=sys.stderr)
+    return 0 if not skipped else 1
 
 
 if __name__ == "__main__":

@@ -23,6 +23,18 @@ from dashboard.auth.model import WebAction
 SOURCES = ("web", "order", "alert")
 
 
+def cli_actor() -> str:
+    """``cli:<os user>``: who ran a command, for the audit."""
+    import getpass
+    import os
+
+    try:
+        who = getpass.getuser()
+    except Exception:  # no user name in this environment (a container): the uid says enough
+        who = f"uid{os.getuid()}"
+    return f"cli:{who}"
+
+
 def record(conn: psycopg.Connection, actor: str, action: WebAction, subject: str | None = None,
            address: str | None = None, detail: dict[str, Any] | None = None) -> None:
     conn.execute(

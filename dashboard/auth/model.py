@@ -46,6 +46,8 @@ class WebAction(StrEnum):
     USER_REMOVED = "user_removed"
     WALL_TOKEN_CREATED = "wall_token_created"
     WALL_TOKEN_REVOKED = "wall_token_revoked"
+    API_TOKEN_CREATED = "api_token_created"  # the orders API's bearer tokens (dashboard/tokens.py)
+    API_TOKEN_REVOKED = "api_token_revoked"
 
 
 @dataclass(frozen=True, slots=True)

@@ -227,6 +227,9 @@ def install(server: flask.Flask, deps) -> None:
                 lim.failed(user, addr)
                 audit.record(conn, "-", WebAction.SIGNIN_FAILED, subject=user, address=addr)
                 log.warning("sign-in failed", extra={"fields": {"user": user, "address": addr}})
+                if conn.execute("SELECT NOT EXISTS (SELECT 1 FROM web_user)").fetchone()[0]:
+                    log.warning("there are no users yet: make one with "
+                                "`python -m dashboard.users create NAME --role administrator`")
                 return flask.redirect(_with_query(back, signin="failed"))
             _start_session(conn, addr, user=user)
             audit.record(conn, user, WebAction.SIGNIN, subject=user, address=addr, detail={"role": role.value})

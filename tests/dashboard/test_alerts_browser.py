@@ -99,8 +99,11 @@ def _open(browser, url, sign_in: tuple[str, str] | None = None):
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     if sign_in:
-        browser_sign_in(page, url.rsplit("/", 1)[0], *sign_in)
-    page.goto(url)
+        browser_sign_in(page, url.rsplit("/", 1)[0], *sign_in)  # ends on the signed-in operator page
+        # the city fit runs once, when the grids arrive: let it be done before the test sets its own view
+        page.wait_for_function("() => window.gridwatch && window.gridwatch.cityFitted === true", timeout=30_000)
+    if page.url != url:
+        page.goto(url)
     page.wait_for_function("() => window.gridwatch && window.gridwatch.getMap() && window.gwAlerts && window.gwAlerts.applied >= 1",
                            timeout=30_000)
     return page, errors

@@ -433,3 +433,28 @@ def test_passwords_hash_and_verify():
     assert h.startswith("$argon2id$") and passwords.verify(h, "correct horse 1")
     assert not passwords.verify(h, "correct horse 2") and not passwords.verify(None, "anything")
     assert not passwords.verify("not-a-hash", "x")
+
+
+def test_import_officers_from_the_old_setting(app, known_db):
+    """The migration path: GRIDWATCH_DUTY_OFFICERS -> duty_officer users; a weak password is not carried over."""
+    a, b = f"old-{uuid.uuid4().hex[:6]}", f"old-{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "GRIDWATCH_PG_DSN": known_db, "GRIDWATCH_DUTY_OFFICERS": f"{a}:long-enough-pw, {b}:duty"}
+    out = subprocess.run([sys.executable, "-m", "dashboard.users", "import-officers"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "1 made, 1 skipped" in out.stderr, out.stderr
+    with psycopg.connect(known_db) as c:
+        rows = c.execute("SELECT name, role FROM web_user WHERE name IN (%s, %s)", (a, b)).fetchall()
+    assert rows == [(a, "duty_officer")]
+    client = signed_in_as(app, a, "long-enough-pw")
+    assert _details(client, app).status_code == 200
+
+
+def test_api_token_changes_are_audited(known_db):
+    from dashboard import tokens
+
+    name = f"audit-{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(known_db, autocommit=True) as c:
+        tokens.create(c, name, "cli:tester")
+        assert tokens.revoke(c, name, "cli:tester")
+    assert [r[1] for r in _audit(known_db, "api_token_created", f"api:{name}")] == ["api_token_created"]
+    assert _audit(known_db, "api_token_revoked", f"api:{name}")[0][0] == "cli:tester"
