@@ -25,6 +25,7 @@ import flask
 from dashboard.auth import audit, store
 from dashboard.auth.model import ANONYMOUS, Access, Level, WebAction
 from dashboard.auth.ratelimit import SigninLimiter
+from schemas.logs import fields
 
 log = logging.getLogger("gridwatch.dashboard.auth")
 EXT = "gridwatch_deps"
@@ -140,7 +141,7 @@ def _csrf_ok(value: str | None) -> bool:
 def _refuse(acc: Access, what: str) -> flask.Response:
     status = 401 if acc.level is Level.ANONYMOUS else 403
     log.info("refused %s to %s", what, acc.name or "an anonymous visitor",
-             extra={"fields": {"path": flask.request.path, "address": client_address()}})
+             extra=fields(path=flask.request.path, address=client_address()))
     resp = flask.jsonify({"error": "sign in first" if status == 401 else "not allowed for this sign-in"})
     resp.status_code = status
     return resp
@@ -198,11 +199,11 @@ def install(server: flask.Flask, deps) -> None:
             if name is None:
                 lim.failed(None, addr)
                 audit.record(conn, "-", WebAction.WALL_TOKEN_FAILED, address=addr)
-                log.warning("wall token refused", extra={"fields": {"address": addr}})
+                log.warning("wall token refused", extra=fields(address=addr))
                 return flask.Response("unknown or revoked wall token\n", 403, mimetype="text/plain")
             _start_session(conn, addr, wall=name)
             audit.record(conn, f"wall:{name}", WebAction.WALL_OPENED, subject=f"wall:{name}", address=addr)
-        log.info("wall %s opened", name, extra={"fields": {"address": addr}})
+        log.info("wall %s opened", name, extra=fields(address=addr))
         # Off the URL at once: the token must not stay in the address bar, history or a Referer.
         return flask.redirect("/wall")
 
@@ -212,7 +213,7 @@ def install(server: flask.Flask, deps) -> None:
         addr = client_address()
         back = safe_back(flask.request.referrer, flask.request.host)
         if not _csrf_ok(form.get("csrf")):
-            log.warning("sign-in refused: missing or wrong CSRF token", extra={"fields": {"address": addr}})
+            log.warning("sign-in refused: missing or wrong CSRF token", extra=fields(address=addr))
             return flask.Response("the sign-in form has expired: reload the page\n", 400, mimetype="text/plain")
         user = (form.get("user") or "").strip()[:64]
         password = form.get("password") or ""
@@ -220,13 +221,13 @@ def install(server: flask.Flask, deps) -> None:
         with deps.pool.connection() as conn:
             if lim.blocked(user, addr):
                 audit.record(conn, "-", WebAction.SIGNIN_LIMITED, subject=user, address=addr)
-                log.warning("sign-in refused by the rate limit", extra={"fields": {"user": user, "address": addr}})
+                log.warning("sign-in refused by the rate limit", extra=fields(user=user, address=addr))
                 return flask.redirect(_with_query(back, signin="limited"))
             role = store.check_credentials(conn, user, password)
             if role is None:
                 lim.failed(user, addr)
                 audit.record(conn, "-", WebAction.SIGNIN_FAILED, subject=user, address=addr)
-                log.warning("sign-in failed", extra={"fields": {"user": user, "address": addr}})
+                log.warning("sign-in failed", extra=fields(user=user, address=addr))
                 if conn.execute("SELECT NOT EXISTS (SELECT 1 FROM web_user)").fetchone()[0]:
                     log.warning("there are no users yet: make one with "
                                 "`python -m dashboard.users create NAME --role administrator`")
@@ -234,7 +235,7 @@ def install(server: flask.Flask, deps) -> None:
             _start_session(conn, addr, user=user)
             audit.record(conn, user, WebAction.SIGNIN, subject=user, address=addr, detail={"role": role.value})
         lim.succeeded(user, addr)
-        log.info("%s signed in as %s", user, role.value, extra={"fields": {"address": addr}})
+        log.info("%s signed in as %s", user, role.value, extra=fields(address=addr))
         return flask.redirect(back)
 
     @server.post("/auth/logout")
