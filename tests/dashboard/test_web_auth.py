@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.error
 import uuid
 from pathlib import Path
 
@@ -119,6 +120,37 @@ def test_gunicorn_refuses_the_default_secret_off_loopback(settings):
     proc = subprocess.run([str(Path(sys.executable).parent / "gunicorn"), "-c", str(ROOT / "deploy" / "gunicorn.conf.py"),
                            "-b", f"0.0.0.0:{free_port()}", "dashboard.app:server"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0 and "gridwatch web not started" in proc.stderr
+
+
+def test_a_local_run_starts_with_the_defaults(settings):
+    """What ./gw start runs: the default secret, the default bind (here on a free loopback port)."""
+    import urllib.request
+
+    from dashboard.devserver import free_port
+    from tests.support import wait_until
+
+    port = free_port()
+    env = settings.model_copy(update={"web_secret": "change-me", "web_bind": f"127.0.0.1:{port}"}).as_env(os.environ)
+    env["GRIDWATCH_WEB_WORKERS"] = "1"
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-c", str(ROOT / "deploy" / "gunicorn.conf.py"),
+                             "dashboard.app:server"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def up():
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    try:
+        wait_until(up, what="gunicorn on loopback with the default secret", timeout=30)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/grids.geojson", timeout=5) as r:
+            raise AssertionError(f"the layers answered {r.status} without a session")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 401
+    finally:
+        proc.terminate()
+        proc.wait(15)
 
 
 def test_default_bind_is_loopback():
