@@ -169,6 +169,15 @@ def install(server: flask.Flask, deps) -> None:
 
         server.wsgi_app = ProxyFix(server.wsgi_app, x_for=settings.web_proxy_hops, x_proto=settings.web_proxy_hops)
 
+    @server.after_request
+    def security_headers(resp: flask.Response) -> flask.Response:
+        # No framing (the console's buttons could be clicked through a hostile page), no type
+        # sniffing, and no page URL handed to other sites.
+        resp.headers.setdefault("X-Frame-Options", "DENY")
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("Referrer-Policy", "same-origin")
+        return resp
+
     def limiter() -> SigninLimiter:
         return SigninLimiter(deps.redis, settings)
 

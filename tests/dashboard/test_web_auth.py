@@ -490,3 +490,32 @@ def test_api_token_changes_are_audited(known_db):
         assert tokens.revoke(c, name, "cli:tester")
     assert [r[1] for r in _audit(known_db, "api_token_created", f"api:{name}")] == ["api_token_created"]
     assert _audit(known_db, "api_token_revoked", f"api:{name}")[0][0] == "cli:tester"
+
+
+def test_security_headers(app):
+    for path in ("/", "/healthz", "/auth/login"):
+        resp = app.server.test_client().get(path) if path != "/auth/login" else app.server.test_client().post(path)
+        assert resp.headers["X-Frame-Options"] == "DENY" and resp.headers["X-Content-Type-Options"] == "nosniff"
+        assert resp.headers["Referrer-Policy"] == "same-origin"
+
+
+def test_forwarded_address_only_through_a_trusted_proxy(settings, known_live):
+    """The allow-list and the rate limit see the client's address: from X-Forwarded-For only when
+    GRIDWATCH_WEB_PROXY_HOPS says a proxy sets it (else anyone could claim a wall's address)."""
+    spec = {"web_wall_addresses": "10.1.2.3"}
+    direct = create_app(settings.model_copy(update=spec))
+    forged = from_address(direct, "198.51.100.9")
+    assert _live_with(forged, direct, {"X-Forwarded-For": "10.1.2.3"}).status_code == 401
+    proxied = create_app(settings.model_copy(update={**spec, "web_proxy_hops": 1}))
+    via_proxy = from_address(proxied, "127.0.0.1")
+    assert _live_with(via_proxy, proxied, {"X-Forwarded-For": "10.1.2.3"}).status_code == 200
+    assert _live_with(via_proxy, proxied, {"X-Forwarded-For": "10.1.2.4"}).status_code == 401
+
+
+def _live_with(client, app, headers: dict):
+    key = next(k for k in app.callback_map if k.lstrip(".").startswith("live-data.data"))
+    outputs = [{"id": o.rsplit(".", 1)[0], "property": o.rsplit(".", 1)[1]} for o in key.strip(".").split("...")]
+    body = {"output": key, "outputs": outputs, "changedPropIds": ["live-tick.n_intervals"],
+            "inputs": [{"id": "live-tick", "property": "n_intervals", "value": 1}, {"id": "measure", "property": "value", "value": "officers"}],
+            "state": [{"id": "live-state", "property": "data", "value": {}}]}
+    return client.post("/_dash-update-component", data=json.dumps(body), content_type="application/json", headers=headers)
