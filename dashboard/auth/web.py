@@ -152,6 +152,8 @@ def _start_session(conn, address: str | None, user: str | None = None, wall: str
     if old:
         store.end_session(conn, store.digest(str(old)))
     sid = store.open_session(conn, address, user=user, wall=wall)
+    # Sessions idle past the limit are deleted when seen; this clears those never seen again.
+    store.purge_idle(conn, _deps().settings.web_session_idle_s)
     flask.session.clear()  # a fresh cookie: no session fixation
     flask.session["sid"] = sid
     flask.session["csrf"] = secrets.token_urlsafe(24)
