@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import hmac
 import psycopg
 
 from schemas.alert import AlertAction, AlertState
@@ -15,23 +14,6 @@ ALLOWED_FROM = {
     AlertAction.ACKNOWLEDGE: (AlertState.OPEN,),
     AlertAction.RESOLVE: (AlertState.OPEN, AlertState.ACKNOWLEDGED),
 }
-
-
-def parse_officers(spec: str) -> dict[str, str]:
-    """``"user:password,user2:pw2"`` -> {user: password}. Blank entries are ignored."""
-    out = {}
-    for part in spec.split(","):
-        user, sep, pw = part.strip().partition(":")
-        if user and sep:
-            out[user] = pw
-    return out
-
-
-def check_officer(spec: str, user: str, password: str) -> bool:
-    expected = parse_officers(spec).get(user or "")
-    # Compare even for an unknown user, so timing says nothing about which users exist.
-    ok = hmac.compare_digest((expected or "\0").encode(), (password or "").encode())
-    return expected is not None and ok
 
 
 def act_on_alert(conn: psycopg.Connection, alert_id: int, action: AlertAction, actor: str, note: str | None = None) -> bool:

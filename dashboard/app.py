@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import dash
@@ -16,9 +17,12 @@ import flask
 from dash import Dash
 
 from dashboard import alerts_panel, api, callbacks, orders_board, orders_console, routes
+from dashboard.auth import web as auth_web
+from dashboard.auth.model import Access, Level
+from dashboard.auth.startup import check_web_secret
 from dashboard.deps import Deps
 from dashboard.i18n import t
-from dashboard.pages.layout import page
+from dashboard.pages.layout import gated_page
 from schemas.settings import Settings, get_settings
 
 log = logging.getLogger("gridwatch.dashboard")
@@ -28,13 +32,13 @@ ASSETS = Path(__file__).with_name("assets")
 def create_app(settings: Settings | None = None) -> Dash:
     settings = settings or get_settings()
     deps = Deps(settings)
+    # A default or short secret off loopback lets anyone forge the session cookie: refuse to build.
+    check_web_secret(settings)
+    if os.environ.get("GRIDWATCH_DUTY_OFFICERS"):
+        log.warning("GRIDWATCH_DUTY_OFFICERS is no longer read: users live in the database. "
+                    "Run `python -m dashboard.users import-officers` once, then unset it")
     server = flask.Flask("gridwatch.dashboard")
-    server.secret_key = settings.web_secret
-    if settings.web_secret == Settings.model_fields["web_secret"].default or "duty:duty" in settings.duty_officers:
-        # Fine on a laptop; on a wall anyone could sign in and resolve alarms.
-        log.warning("the wall runs with the default sign-in secret or duty officer: set GRIDWATCH_WEB_SECRET "
-                    "and GRIDWATCH_DUTY_OFFICERS before the page is reachable from the network")
-    server.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
+    auth_web.install(server, deps)  # before any route: the gate runs ahead of Dash's own handlers
     app = Dash(
         "gridwatch.dashboard",
         server=server,
@@ -51,10 +55,10 @@ def create_app(settings: Settings | None = None) -> Dash:
     app.config.external_scripts = []  # no CDN, ever
 
     def operator_layout(signin: str | None = None, **_):
-        return page(settings, wall=False, signin=signin)
+        return gated_page(settings, wall=False, signin=signin)
 
-    def wall_layout(**_):
-        return page(settings, wall=True)
+    def wall_layout(signin: str | None = None, **_):
+        return gated_page(settings, wall=True, signin=signin)
 
     dash.register_page("operator", path="/", layout=operator_layout, title=t("title", settings.language), name="operator")
     dash.register_page("wall", path="/wall", layout=wall_layout, title=t("title", settings.language), name="wall")
@@ -85,7 +89,11 @@ def warm(app: Dash) -> float:
             "state": [{"id": "live-state", "property": "data", "value": {}}],
             "changedPropIds": ["live-tick.n_intervals"],
         }
-        resp = client.post("/_dash-update-component", data=json.dumps(body), content_type="application/json")
+        # The callback is behind the sign-in gate: run it as an in-process wall reader, never over HTTP.
+        with app.server.test_request_context("/_dash-update-component", method="POST", data=json.dumps(body),
+                                             content_type="application/json"):
+            flask.g.gw_access = Access(Level.WALL, "warm-up")
+            resp = app.server.full_dispatch_request()
         if resp.status_code >= 400:
             log.warning("warm-up callback answered %s", resp.status_code)
     except Exception as exc:  # a missing service is reported by the real request; warming is best effort

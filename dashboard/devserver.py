@@ -24,6 +24,8 @@ import psycopg
 import redis
 
 from dashboard import synthetic
+from dashboard.auth import store as auth_store
+from dashboard.auth.model import Role
 from db.migrate import drop_database
 from schemas.settings import Settings, get_settings
 
@@ -36,12 +38,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# name -> (role, password) of the scratch database's users (a throwaway database: known passwords)
+DEV_USERS = {"duty": ("duty_officer", "duty-dev-password"), "viewer": ("wall_viewer", "viewer-dev-password")}
+
+
 class SyntheticWall:
     """Scratch DB + live fleet + gunicorn. Use as a context manager."""
 
     def __init__(self, base: Settings, *, terminals: int = 1000, entities: int = 70_000, port: int | None = None,
                  workers: int = 2, language: str | None = None, move: bool = True, log_path: Path | None = None,
-                 extra: dict | None = None, demo: bool = False):
+                 extra: dict | None = None, demo: bool = False, users: dict[str, tuple[str, str]] | None = None):
         self.base = base
         self.n_terminals, self.n_entities = terminals, entities
         self.port = port or free_port()
@@ -58,10 +64,17 @@ class SyntheticWall:
         self._thread: threading.Thread | None = None
         self.steps = 0
         self.demo = demo
+        self.users = dict(users if users is not None else DEV_USERS)
+        self.wall_token = ""
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def wall_url(self) -> str:
+        """The wall page opened with this server's wall token (a read-only wall session)."""
+        return f"{self.url}/wall?token={self.wall_token}"
 
     def setup_data(self) -> None:
         from db.migrate import ensure_database, migrate
@@ -89,6 +102,11 @@ class SyntheticWall:
                  self.city.terminals[-1]["terminal_id"], self.city.level2[300]["code"], self.city.level2[300]["lat"], self.city.level2[300]["lon"],
                  ("终端离线超过10分钟：" if self.settings.language == "zh-CN" else "Offline > 10 min: ") + self.city.terminals[-1]["terminal_id"]),
             )
+        # Who may look: a duty officer, a read-only viewer and a wall token (printed by main()).
+        with psycopg.connect(self.dsn, autocommit=True) as c:
+            for name, (role, password) in self.users.items():
+                auth_store.create_user(c, name, Role(role), password, "devserver")
+            self.wall_token = auth_store.create_wall_token(c, "devserver-wall", "devserver")
         self.redis = redis.Redis.from_url(self.settings.redis_url)
         self.fleet = synthetic.LiveFleet(self.city, self.redis, self.prefix, self.settings.timezone)
         self.fleet.step()
@@ -176,7 +194,8 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, _term)
     with SyntheticWall(get_settings(), terminals=args.terminals, entities=args.entities, port=args.port, language=args.language, demo=args.demo) as w:
-        print(f"wall on {w.url} (operator) and {w.url}/wall; log {w.log_path}; Ctrl-C to stop", flush=True)
+        print(f"wall on {w.url} (operator: sign in as duty / {DEV_USERS['duty'][1]}) and "
+              f"{w.url}/wall?token={w.wall_token}; log {w.log_path}; Ctrl-C to stop", flush=True)
         try:
             while True:
                 time.sleep(1)

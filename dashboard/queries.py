@@ -7,6 +7,7 @@ connection from the pool; nothing here writes (alert actions live in ``actions.p
 
 from __future__ import annotations
 
+import html
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -41,7 +42,9 @@ def _round_coords(obj: Any, nd: int = 5) -> Any:
 def grids_geojson(conn: psycopg.Connection, level: int, language: str, tolerance_deg: float = 0.0003) -> dict:
     """Level-1 or level-2 grids as one FeatureCollection, simplified (~30 m) for the map.
 
-    Properties: ``code``, ``level``, ``parent`` and ``tooltip`` (the name in ``language``).
+    Properties: ``code``, ``level``, ``parent`` and ``tooltip`` (the name in ``language``,
+    HTML-escaped: dash-leaflet binds ``tooltip`` with Leaflet's bindTooltip, which sets it as
+    HTML, and a grid's name comes from an imported file).
     """
     name = "name_en" if language == "en" else "name_zh"
     if level == 1:
@@ -60,7 +63,7 @@ def grids_geojson(conn: psycopg.Connection, level: int, language: str, tolerance
             {
                 "type": "Feature",
                 "geometry": {"type": g["type"], "coordinates": _round_coords(g["coordinates"])},
-                "properties": {"code": code, "level": level, "parent": parent, "tooltip": nm or name_zh},
+                "properties": {"code": code, "level": level, "parent": parent, "tooltip": html.escape(nm or name_zh or "", quote=True)},
             }
         )
     return {"type": "FeatureCollection", "features": features}

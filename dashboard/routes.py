@@ -1,5 +1,6 @@
-"""Flask routes beside the Dash app: the map layers (served once, gzip + ETag + Cache-Control)
-and the duty officer's sign-in.
+"""Flask routes beside the Dash app: the map layers (served once, gzip + ETag + Cache-Control).
+Sign-in, sessions and who may read them: dashboard/auth/web.py (the layers need at least a
+wall session).
 
 The layers are built from the registry once per grid version and kept gzipped in Redis
 (shared by every worker); the ETag is the grid version, so a browser revalidates cheaply
@@ -15,12 +16,14 @@ import flask
 import orjson
 
 from dashboard import queries
-from dashboard.actions import check_officer
+from dashboard.auth import web as auth_web
 from dashboard.deps import Deps
 
 log = logging.getLogger("gridwatch.dashboard")
 BLOB_TTL_S = 3600
-CACHE_CONTROL = "public, max-age=60, must-revalidate"
+# private: the layers are behind sign-in now, no shared cache may keep them
+CACHE_CONTROL = "private, max-age=60, must-revalidate"
+LAYER_FORMAT = 2  # bump when the GeoJSON properties change: cached blobs of the old shape are not served
 
 
 def current_grid_version(deps: Deps) -> str:
@@ -44,11 +47,11 @@ def _blob(deps: Deps, name: str, build) -> bytes:
 
 def _serve(deps: Deps, kind: str, build) -> flask.Response:
     version = current_grid_version(deps)
-    etag = f"{kind}-{version}-{deps.settings.language}"
+    etag = f"{kind}-f{LAYER_FORMAT}-{version}-{deps.settings.language}"
     if flask.request.if_none_match.contains(etag):
         resp = flask.Response(status=304)
     else:
-        gz = _blob(deps, f"{kind}:{version}:{deps.settings.language}", build)
+        gz = _blob(deps, f"{kind}:f{LAYER_FORMAT}:{version}:{deps.settings.language}", build)
         if "gzip" in (flask.request.headers.get("Accept-Encoding") or ""):
             resp = flask.Response(gz, mimetype="application/geo+json")
             resp.headers["Content-Encoding"] = "gzip"
@@ -56,7 +59,7 @@ def _serve(deps: Deps, kind: str, build) -> flask.Response:
             resp = flask.Response(gzip.decompress(gz), mimetype="application/geo+json")
     resp.set_etag(etag)
     resp.headers["Cache-Control"] = CACHE_CONTROL
-    resp.headers["Vary"] = "Accept-Encoding"
+    resp.headers["Vary"] = "Accept-Encoding, Cookie"
     return resp
 
 
@@ -81,40 +84,12 @@ def register(server: flask.Flask, deps: Deps) -> None:
 
         return _serve(deps, "entities", build)
 
-    @server.post("/auth/login")
-    def login():
-        user = (flask.request.form.get("user") or "").strip()
-        password = flask.request.form.get("password") or ""
-        back = "/" if not flask.request.referrer else flask.request.referrer
-        if check_officer(deps.settings.duty_officers, user, password):
-            flask.session.clear()
-            flask.session["duty_officer"] = user
-            log.info("duty officer %s signed in", user)
-            return flask.redirect(_same_site(back))
-        return flask.redirect(_same_site(back).split("?")[0] + "?signin=failed")
-
-    @server.post("/auth/logout")
-    def logout():
-        who = flask.session.pop("duty_officer", None)
-        if who:
-            log.info("duty officer %s signed out", who)
-        return flask.redirect("/")
-
     @server.get("/healthz")
     def healthz():
         return {"ok": True}
 
 
-def _same_site(url: str) -> str:
-    """Only redirect to a path on this site."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-
-
 def signed_in_officer() -> str | None:
-    try:
-        return flask.session.get("duty_officer")
-    except RuntimeError:  # outside a request
-        return None
+    """The signed-in user when they may change state (a duty officer or administrator whose
+    session is live in the database), else None. Checked inside every state-changing callback."""
+    return auth_web.signed_in_officer()

@@ -22,6 +22,9 @@ from datetime import datetime
 
 import psycopg
 
+from dashboard.auth import audit
+from dashboard.auth.model import WebAction
+
 NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 ROLE_DUTY_OFFICER = "duty_officer"  # the one role there is: may create, amend and cancel orders
 USED_EVERY_S = 60  # last_used_at is written at most this often per token (not one write per request)
@@ -44,8 +47,8 @@ def token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
 
 
-def create(conn: psycopg.Connection, name: str) -> str:
-    """Make a token called ``name`` and return it (the only time it is seen)."""
+def create(conn: psycopg.Connection, name: str, actor: str = "cli") -> str:
+    """Make a token called ``name`` and return it (the only time it is seen). Audited as ``actor``."""
     if not NAME.match(name or ""):
         raise TokenError("a token name is 1-64 letters, digits, '.', '_' or '-'")
     token = secrets.token_urlsafe(32)
@@ -53,16 +56,19 @@ def create(conn: psycopg.Connection, name: str) -> str:
         with conn.transaction():
             conn.execute("INSERT INTO api_token (name, token_hash, role) VALUES (%s, %s, %s)",
                          (name, token_hash(token), ROLE_DUTY_OFFICER))
+            audit.record(conn, actor, WebAction.API_TOKEN_CREATED, subject=f"api:{name}")
     except psycopg.errors.UniqueViolation:
         raise TokenError(f"a token named {name!r} exists already (revoked ones too: pick another name)") from None
     return token
 
 
-def revoke(conn: psycopg.Connection, name: str) -> bool:
-    """Revoke ``name``; False when there is no such active token."""
+def revoke(conn: psycopg.Connection, name: str, actor: str = "cli") -> bool:
+    """Revoke ``name``; False when there is no such active token. Audited as ``actor``."""
     with conn.transaction():
         row = conn.execute("UPDATE api_token SET revoked_at = now()"
                            " WHERE name = %s AND revoked_at IS NULL RETURNING name", (name,)).fetchone()
+        if row is not None:
+            audit.record(conn, actor, WebAction.API_TOKEN_REVOKED, subject=f"api:{name}")
     return row is not None
 
 
@@ -113,10 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("name")
     args = parser.parse_args(argv)
     settings = get_settings()
+    actor = audit.cli_actor()
     with psycopg.connect(settings.pg_dsn, autocommit=True) as conn:
         try:
             if args.command == "create":
-                token = create(conn, args.name)
+                token = create(conn, args.name, actor)
                 print(token)
                 print(f"token {args.name!r} made; it is shown only now: keep it in the platform's secret store",
                       file=sys.stderr)
@@ -125,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                     state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "active"
                     used = f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never"
                     print(f"{t.name}\t{t.role}\tcreated {t.created_at:%Y-%m-%d %H:%M}\t{state}\tlast used {used}")
-            elif not revoke(conn, args.name):
+            elif not revoke(conn, args.name, actor):
                 print(f"no active token named {args.name!r}", file=sys.stderr)
                 return 1
             else:

@@ -134,8 +134,37 @@ class Settings(BaseSettings):
     tile_attribution: str = Field("", description="Attribution shown for the tiles")
     wall_refresh_ms: int = Field(1000, description="How often the wall polls the live snapshot")
     wall_rotate_s: int = Field(0, description="Wall mode: seconds per level-1 grid in the focus rotation (0 = off)")
-    web_secret: str = Field("change-me", description="Secret for the duty officer's sign-in session")
-    duty_officers: str = Field("duty:duty", description="Comma-separated user:password pairs allowed to act on alerts")
+
+    # --- Web sign-in (issue 15: dashboard/auth/; users are in the database: python -m dashboard.users) ---
+    web_bind: str = Field(
+        "127.0.0.1:8050", description="Address gunicorn serves the web on (host:port); anything but loopback needs a real GRIDWATCH_WEB_SECRET"
+    )
+    web_secret: str = Field(
+        "change-me", description="Key signing the web's session cookie: at least 32 bytes (python -c 'import secrets; print(secrets.token_urlsafe(32))'); the default is refused unless the web is bound to loopback"
+    )
+    web_secure_cookies: bool = Field(False, description="Mark the session cookie Secure (set when the web is served behind TLS)")
+    web_proxy_hops: int = Field(
+        0, ge=0, le=5, description="Reverse proxies in front of the web whose X-Forwarded-For/-Proto are believed (0 = none: the peer address is the client)"
+    )
+    web_session_idle_s: int = Field(12 * 3600, ge=60, description="A web session unused this long is ended (a wall polling every second stays signed in)")
+    web_signin_window_s: int = Field(900, ge=1, description="Window of the sign-in rate limits (seconds) ...")
+    web_signin_max_per_user: int = Field(5, ge=1, description="... failed sign-ins allowed per user name in the window, then refused until it passes")
+    web_signin_max_per_address: int = Field(20, ge=1, description="... failed sign-ins allowed per client address in the window")
+    web_wall_addresses: str = Field(
+        "", description="Comma-separated addresses or networks (CIDR) whose browsers get the read-only wall without a token (e.g. 10.1.2.0/28); empty = wall tokens only"
+    )
+
+    @field_validator("web_wall_addresses")
+    @classmethod
+    def _wall_addresses(cls, value: str) -> str:
+        import ipaddress
+
+        for part in (p.strip() for p in value.split(",") if p.strip()):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(f"web_wall_addresses: {part!r} is not an address or network (CIDR)") from None
+        return value
 
     log_level: str = Field("INFO", description="Log level of every process")
     log_format: Literal["json", "text"] = Field("text", description="json for log shippers, text for a terminal")

@@ -148,12 +148,19 @@
     if (fixAge > gw.config.staleAfter) return str("status.stale");
     return str("status.online");
   }
+  // Leaflet sets a string tooltip as HTML: anything from terminals goes in as a text node.
+  function textNode(text) {
+    var span = document.createElement("span");
+    span.textContent = String(text == null ? "" : text);
+    return span;
+  }
+  gw.textNode = textNode;
   function tooltipFor(id) {
     return function () {
       var row = gw.rows[id];
-      if (!row) return id;
+      if (!row) return textNode(id);
       var shift = nowS() - gw.received;
-      return id + " · " + str(ROLE_KEYS[row[5]] || "role.unknown") + " · " + statusWord(row, shift);
+      return textNode(id + " · " + str(ROLE_KEYS[row[5]] || "role.unknown") + " · " + statusWord(row, shift));
     };
   }
   function applyRows(map, rows) {
@@ -343,7 +350,7 @@
           layer.addLayer(L.polyline(line, {color: "#ff9f43", weight: 2.5, opacity: 0.9, pane: "gw-replay", interactive: false}));
           var last = line[line.length - 1];
           layer.addLayer(L.circleMarker(last, {radius: 7, color: "#fff", weight: 2, fillColor: "#ff9f43", fillOpacity: 1, pane: "gw-replay"})
-                         .bindTooltip(data.ids[k]));
+                         .bindTooltip(textNode(data.ids[k])));
         });
         return localTime(new Date((data.t0 + t) * 1000), config || gw.config);
       },

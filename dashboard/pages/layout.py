@@ -13,33 +13,66 @@ from dashboard import alerts_panel
 from dashboard import components as C
 from dashboard import orders_board, orders_console
 from dashboard.i18n import t
-from dashboard.routes import signed_in_officer
+from dashboard.auth.model import Level
+from dashboard.auth.web import csrf_token, current_access
 from schemas.settings import Settings
 
 
-def _signin(settings: Settings, failed: bool) -> html.Div:
+def _csrf() -> dcc.Input:
+    return dcc.Input(type="hidden", name="csrf", value=csrf_token(), id="signin-csrf")
+
+
+def _signin(settings: Settings, signin: str | None) -> html.Form:
+    """The sign-in form, or who is signed in and a sign-out button (both posting a CSRF token)."""
     lang = settings.language
-    who = signed_in_officer()
-    if who:
+    acc = current_access()
+    if acc.is_user:
+        who = acc.name + ("" if acc.officer else t("signin.as_viewer", lang))
         return html.Form(
-            [html.Span(t("signin.signed_in_as", lang) + who), html.Button(t("signin.signout", lang), type="submit")],
+            [_csrf(), html.Span(t("signin.signed_in_as", lang) + who, id="signin-who"),
+             html.Button(t("signin.signout", lang), type="submit", id="signout-submit")],
             action="/auth/logout",
             method="POST",
             className="gw-form",
             id="signin-box",
         )
+    msg = {"failed": t("signin.failed", lang), "limited": t("signin.limited", lang)}.get(signin or "", "")
     return html.Form(
         [
-            dcc.Input(name="user", placeholder=t("signin.user", lang), type="text", id="signin-user"),
-            dcc.Input(name="password", placeholder=t("signin.password", lang), type="password", id="signin-password"),
+            _csrf(),
+            dcc.Input(name="user", placeholder=t("signin.user_name", lang), type="text", id="signin-user", autoComplete="username"),
+            dcc.Input(name="password", placeholder=t("signin.password", lang), type="password", id="signin-password",
+                      autoComplete="current-password"),
             html.Button(t("signin.submit", lang), type="submit", id="signin-submit"),
-            html.Span(t("signin.failed", lang) if failed else "", className="gw-msg"),
+            html.Span(msg, className="gw-msg", id="signin-msg"),
         ],
         action="/auth/login",
         method="POST",
         className="gw-form",
         id="signin-box",
     )
+
+
+def signin_page(settings: Settings, wall: bool, signin: str | None = None) -> html.Div:
+    """What a visitor without enough access gets: the title and the sign-in form, no data."""
+    lang = settings.language
+    note = t("wall.need_token", lang) if wall else t("signin.need", lang)
+    return html.Div(
+        [
+            html.Div([html.Div(t("title", lang), className="gw-title"), html.Div(className="gw-spacer")], className="gw-head"),
+            html.Div([html.H3(note, id="signin-need"), _signin(settings, signin)], className="gw-panel gw-signin-page"),
+        ],
+        className="gw-page",
+        id="gw-page",
+    )
+
+
+def gated_page(settings: Settings, wall: bool, signin: str | None = None) -> html.Div:
+    """The operator page for a signed-in user, the wall for a wall session or a user, else the sign-in page."""
+    need = Level.WALL if wall else Level.VIEWER
+    if current_access().level < need:
+        return signin_page(settings, wall, signin)
+    return page(settings, wall, signin)
 
 
 def _replay(settings: Settings) -> html.Div:
@@ -94,7 +127,7 @@ def page(settings: Settings, wall: bool, signin: str | None = None) -> html.Div:
         html.Div(className="gw-spacer"),
     ]
     if not wall:
-        head += [_signin(settings, signin == "failed"), html.A(t("wall_mode", lang), href="/wall")]
+        head += [_signin(settings, signin), html.A(t("wall_mode", lang), href="/wall")]
     head.append(html.Div(id="gw-clock", className="gw-clock"))
     tools = html.Div(
         [

@@ -19,6 +19,7 @@ import redis
 
 from schemas.settings import Settings
 
+TEST_SECRET = "test-secret-" + "x" * 32  # at least 32 bytes, as the web requires
 
 
 @pytest.fixture(scope="session")
@@ -48,8 +49,11 @@ def redis_prefix(base_settings):
 
 @pytest.fixture(scope="session")
 def settings(base_settings, scratch_dsn, redis_prefix):
+    from tests.dashboard.auth_support import make_users
+
+    make_users(scratch_dsn)
     return Settings(pg_dsn=scratch_dsn, redis_url=base_settings.redis_url, redis_prefix=redis_prefix, language="zh-CN",
-                    duty_officers="duty:secret,chief:pw2", web_secret="test-secret", online_window_s=120)
+                    web_secret=TEST_SECRET, online_window_s=120)
 
 
 @pytest.fixture()

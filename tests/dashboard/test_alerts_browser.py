@@ -18,7 +18,10 @@ import psycopg
 import pytest
 import redis
 
+from dashboard.auth import store as auth_store
+from dashboard.auth.model import Role
 from dashboard.devserver import free_port
+from tests.dashboard.auth_support import browser_sign_in
 from terminal.client import TerminalClient, TerminalConfig
 from tests.alerts.conftest import alert_settings, alerts_proc, person, registry  # noqa: F401  (fixtures)
 from tests.ingest.conftest import ingest  # noqa: F401  (fixtures)
@@ -49,7 +52,7 @@ def web(alert_settings, tmp_path):
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium", pytrace=False)
     port = free_port()
-    env = alert_settings.model_copy(update={"duty_officers": "duty:secret", "web_secret": "test-secret"}).as_env(os.environ)
+    env = alert_settings.model_copy(update={"web_secret": "alerts-browser-secret-" + "a" * 32}).as_env(os.environ)
     env.update(GRIDWATCH_WEB_BIND=f"127.0.0.1:{port}", GRIDWATCH_WEB_WORKERS="1")
     log = open(tmp_path / "web.log", "ab")
     proc = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-c", str(ROOT / "deploy" / "gunicorn.conf.py"),
@@ -81,20 +84,35 @@ def browser():
         b.close()
 
 
-def _open(browser, url):
+@pytest.fixture
+def web_access(alert_settings):
+    """A duty officer (name, password) and a wall token in this test's database."""
+    name, password = f"duty-{uuid.uuid4().hex[:6]}", "alerts-browser-pw"
+    with psycopg.connect(alert_settings.pg_dsn, autocommit=True) as c:
+        auth_store.create_user(c, name, Role.DUTY_OFFICER, password, "tests")
+        token = auth_store.create_wall_token(c, f"wall-{uuid.uuid4().hex[:6]}", "tests")
+    return name, password, token
+
+
+def _open(browser, url, sign_in: tuple[str, str] | None = None):
     page = browser.new_page(viewport={"width": 1920, "height": 1080})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(url)
-    # after the one-time city fit, so a view the test sets is not overridden by it
-    page.wait_for_function("() => window.gridwatch && window.gridwatch.getMap() && window.gridwatch.cityFitted && window.gwAlerts && window.gwAlerts.applied >= 1",
+    if sign_in:
+        browser_sign_in(page, url.rsplit("/", 1)[0], *sign_in)  # ends on the signed-in operator page
+        # the city fit runs once, when the grids arrive: let it be done before the test sets its own view
+        page.wait_for_function("() => window.gridwatch && window.gridwatch.cityFitted === true", timeout=30_000)
+    if page.url != url:
+        page.goto(url)
+    page.wait_for_function("() => window.gridwatch && window.gridwatch.getMap() && window.gridwatch.cityFitted"
+                           " && window.gwAlerts && window.gwAlerts.applied >= 1",
                            timeout=30_000)
     return page, errors
 
 
-def test_sos_on_the_wall_centring_sound_and_text_only(alert_settings, ingest, alerts_proc, person, web, browser, pg_dsn):
+def test_sos_on_the_wall_centring_sound_and_text_only(alert_settings, ingest, alerts_proc, person, web, web_access, browser, pg_dsn):
     s = alert_settings
-    page, errors = _open(browser, web + "/")
+    page, errors = _open(browser, web + "/", sign_in=web_access[:2])
     page.evaluate("() => window.gridwatch.getMap().setView([28.0, 116.8], 14, {animate: false})")
     client = TerminalClient(TerminalConfig(person, prefix=s.topic_prefix), host=s.mqtt_host, port=s.mqtt_port).start()
     try:
@@ -145,11 +163,11 @@ def test_sos_on_the_wall_centring_sound_and_text_only(alert_settings, ingest, al
     assert not errors, errors
 
 
-def test_the_wall_page_pins_alerts_without_controls_or_sound(alert_settings, web, browser, pg_dsn):
+def test_the_wall_page_pins_alerts_without_controls_or_sound(alert_settings, web, web_access, browser, pg_dsn):
     with psycopg.connect(pg_dsn, autocommit=True) as c:
         c.execute("INSERT INTO alert (kind, severity, lat, lon, title, subject, dedup_key) VALUES"
                   " ('sos', 'critical', 28.26, 117.21, 'SOS wall', 'W', 'sos:wall-' || md5(random()::text))")
-    page, errors = _open(browser, web + "/wall")
+    page, errors = _open(browser, web + "/wall?token=" + web_access[2])
     page.wait_for_function("() => document.querySelector('.gw-alert-pin.gw-sos') !== null", timeout=15_000)
     assert page.locator(".gw-alert button").count() == 0
     assert page.evaluate("() => window.gwAlerts.beeps") == 0

@@ -10,6 +10,7 @@ import pytest
 
 from dashboard.alerts_panel import WallAlert, alert_feed, alert_payload
 from dashboard.app import create_app
+from tests.dashboard.auth_support import forged_client, removed_user_client, sign_in, signed_in
 
 XSS = '<img src=x onerror="window.__pwned=1">'
 
@@ -32,7 +33,7 @@ def my_alert(known_db):
         c.execute("UPDATE alert SET state = 'resolved' WHERE id = %s", (aid,))
 
 
-def _call(client, app, clicks: list[tuple[str, int, int]], wall: bool = False):
+def _call(client, app, clicks: list[tuple[str, int, int]], wall: bool = False, status: int = 200):
     key = next(k for k in app.callback_map if "alert-feed.children" in k)
     outputs = [{"id": o.split(".")[0], "property": o.split(".")[1]} for o in key.strip(".").split("...")]
     acks = [{"id": {"type": "alert-ack", "id": i}, "property": "n_clicks", "value": v} for typ, i, v in clicks if typ == "alert-ack"]
@@ -45,8 +46,8 @@ def _call(client, app, clicks: list[tuple[str, int, int]], wall: bool = False):
             "state": [{"id": "alert-state", "property": "data", "value": {}},
                       {"id": "gw-config", "property": "data", "value": {"wall": wall}}]}
     resp = client.post("/_dash-update-component", data=json.dumps(body), content_type="application/json")
-    assert resp.status_code == 200, resp.data[:500]
-    return resp.get_json()["response"]
+    assert resp.status_code == status, resp.data[:500]
+    return resp.get_json()["response"] if status == 200 else resp.get_json()
 
 
 def _state(known_db, aid):
@@ -55,7 +56,7 @@ def _state(known_db, aid):
 
 
 def test_feed_newest_first_with_pins_payload(app, known_db, my_alert):
-    out = _call(app.server.test_client(), app, [])
+    out = _call(signed_in(app, "viewer"), app, [])
     text = json.dumps(out["alert-feed"]["children"], ensure_ascii=False)
     assert text.index(json.dumps(XSS)[1:-1]) < text.index("终端离线 T3")  # newest first
     pins = {p["id"]: p for p in out["alert-data"]["data"]["alerts"]}
@@ -66,10 +67,18 @@ def test_feed_newest_first_with_pins_payload(app, known_db, my_alert):
 
 def test_actions_need_a_signed_in_duty_officer_and_are_recorded(app, known_db, my_alert):
     client = app.server.test_client()
-    out = _call(client, app, [("alert-ack", my_alert, 1)])
-    assert out["alert-msg"]["children"] == "请先以值班员身份登录"
+    # Anonymous: the feed itself is refused before the callback runs.
+    assert _call(client, app, [("alert-ack", my_alert, 1)], status=401)["error"]
+    # A read-only user sees the feed; the callback refuses the change.
+    viewer = signed_in(app, "viewer")
+    assert _call(viewer, app, [("alert-ack", my_alert, 1)])["alert-msg"]["children"] == "请先以值班员身份登录"
     assert _state(known_db, my_alert) == ("open", None, None)
-    client.post("/auth/login", data={"user": "duty", "password": "secret"})
+    # A forged cookie (signed with another key) and a removed user's old cookie are refused.
+    assert _call(forged_client(app, "duty"), app, [("alert-ack", my_alert, 1)], status=401)["error"]
+    gone = removed_user_client(app, known_db, "duty_officer")
+    assert _call(gone, app, [("alert-ack", my_alert, 1)], status=401)["error"]
+    assert _state(known_db, my_alert) == ("open", None, None)
+    assert sign_in(client, "duty").status_code == 302
     # the wall page never acts, even in a signed-in browser
     assert _call(client, app, [("alert-ack", my_alert, 1)], wall=True)["alert-msg"]["children"] == "请先以值班员身份登录"
     assert _state(known_db, my_alert)[0] == "open"

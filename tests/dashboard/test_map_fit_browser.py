@@ -58,7 +58,14 @@ def test_city_fills_the_panel_and_refresh_keeps_the_operators_view(wall, browser
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.goto(wall.url + path)
+    if path == "/":
+        from dashboard.devserver import DEV_USERS
+        from tests.dashboard.auth_support import browser_sign_in
+
+        browser_sign_in(page, wall.url, "viewer", DEV_USERS["viewer"][1])  # a read-only user sees the map too
+        page.goto(wall.url + path)
+    else:
+        page.goto(wall.wall_url)
     page.wait_for_function("() => window.gridwatch && window.gridwatch.cityFitted === true"
                            " && document.querySelectorAll('path.leaflet-interactive').length >= 530", timeout=30_000)
     page.wait_for_function("() => window.gridwatch.applied >= 1", timeout=30_000)

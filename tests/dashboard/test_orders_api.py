@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from dashboard import tokens
+from tests.dashboard.auth_support import sign_in
 from dashboard.app import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,8 +47,9 @@ def test_no_token_bad_token_revoked_token_are_401(app, known_db):
             assert resp.status_code == 401, (method, path, headers, resp.data[:200])
             assert resp.get_json()["error"] and resp.headers["WWW-Authenticate"].startswith("Bearer")
     # A signed-in duty officer's browser session is not an API credential.
-    client.post("/auth/login", data={"user": "duty", "password": "secret"})
+    assert sign_in(client, "duty").status_code == 302
     assert client.post("/api/v1/orders", json=DRAFT).status_code == 401
+    assert client.post(f"/api/v1/orders/{uuid.uuid4()}/cancel", json={"reason": "x"}).status_code == 401
     # Revoked: refused from then on.
     name = f"gone-{uuid.uuid4().hex[:6]}"
     with psycopg.connect(known_db, autocommit=True) as c:

@@ -33,8 +33,10 @@ def wall(base_settings):
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (and fonts-noto-cjk for Chinese text)", pytrace=False)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    extra = {"duty_officers": "duty:browser-secret", "web_secret": "browser-test-secret"}
-    with SyntheticWall(base_settings, language="zh-CN", entities=5_000, log_path=ARTIFACTS / "orders-gunicorn.log", extra=extra) as w:
+    extra = {"web_secret": "browser-test-secret-" + "b" * 32}
+    users = {"duty": ("duty_officer", "browser-secret")}
+    with SyntheticWall(base_settings, language="zh-CN", entities=5_000, log_path=ARTIFACTS / "orders-gunicorn.log", extra=extra,
+                       users=users) as w:
         yield w
 
 
@@ -59,13 +61,15 @@ def test_console_preview_send_and_the_wall_shows_the_order(wall, browser):
     page = browser.new_page(viewport={"width": 1920, "height": 1200})
     errors = _errors(page)
     page.goto(wall.url + "/")
-    page.wait_for_function(READY, timeout=30_000)
-    assert page.locator("#order-console").count() == 1 and page.locator("#order-send").count() == 1
-    # Sign in as the duty officer (the form posts to /auth/login and comes back).
+    # Anonymous: the sign-in form and no data at all.
+    page.wait_for_selector("#signin-user", timeout=30_000)
+    assert page.locator("#gw-map").count() == 0 and page.locator("#order-console").count() == 0
+    # Sign in as the duty officer (the form posts to /auth/login with its CSRF token and comes back).
     page.fill("#signin-user", "duty")
     page.fill("#signin-password", "browser-secret")
     page.click("#signin-submit")
     page.wait_for_function(READY, timeout=30_000)
+    assert page.locator("#order-console").count() == 1 and page.locator("#order-send").count() == 1
     page.wait_for_function("() => document.getElementById('order-people') && "
                            "document.querySelectorAll('#signin-box button').length === 1", timeout=15_000)
     # The operator's own view: near a terminal, zoom 14.
@@ -116,7 +120,7 @@ def test_console_preview_send_and_the_wall_shows_the_order(wall, browser):
     # The wall: the same order's place and rings, no console, no board.
     w = browser.new_page(viewport={"width": 1920, "height": 1080})
     werrors = _errors(w)
-    w.goto(wall.url + "/wall")
+    w.goto(wall.wall_url)  # a read-only wall session (wall token)
     w.wait_for_function(READY, timeout=30_000)
     w.wait_for_function("() => window.gwOrders.pinCount() === 1 && window.gwOrders.ringCount() >= 1", timeout=15_000)
     assert w.locator(".gw-order-label", has_text=title).count() == 1

@@ -12,6 +12,7 @@ import pytest
 from dashboard.app import create_app
 from dashboard.orders_data import BOARD_TTL_S
 from dashboard.i18n import t
+from tests.dashboard.auth_support import forged_client, removed_user_client, sign_in, signed_in
 from tests.dashboard.orders_support import board, console, text_of
 from tests.support import wait_until
 
@@ -34,34 +35,42 @@ def _orders_titled(dsn: str, title: str) -> list[tuple]:
         return c.execute("SELECT order_id, created_by, created_via FROM emergency_order WHERE title = %s", (title,)).fetchall()
 
 
-def _sign_in(client) -> None:
-    resp = client.post("/auth/login", data={"user": "duty", "password": "secret"})
-    assert "signin=failed" not in resp.headers.get("Location", "")
+def _sign_in(client, user: str = "duty") -> None:
+    resp = sign_in(client, user)
+    assert "signin=" not in resp.headers.get("Location", "")
 
 
 def test_console_refuses_without_officer_and_on_the_wall(app, known_db):
     lang = app._gw_deps.settings.language
     title = f"refused {uuid.uuid4().hex[:6]}"
     client = app.server.test_client()
-    # No session: preview and send both refused, nothing stored.
+    # No session, a forged cookie, a removed user's old cookie: refused before the callback runs.
+    for who in (client, forged_client(app, "duty"), removed_user_client(app, known_db, "duty_officer")):
+        for button in ("order-preview", "order-send"):
+            resp, out = console(who, app, button, _form(title), previewed="x")
+            assert resp.status_code == 401 and out == {}
+    # A signed-in read-only user: the callback refuses, and shows no recipient names.
+    viewer = app.server.test_client()
+    _sign_in(viewer, "viewer")
     for button in ("order-preview", "order-send"):
-        resp, out = console(client, app, button, _form(title), previewed="x")
+        resp, out = console(viewer, app, button, _form(title), previewed="x")
         assert resp.status_code == 200
         assert out["order-msg"] == t("orders.need_signin", lang)
-        assert "order-preview-out" not in out  # no recipient names for an anonymous page
+        assert "order-preview-out" not in out
     # A signed-in officer on the wall page: refused too.
     _sign_in(client)
     for button in ("order-preview", "order-send"):
         _, out = console(client, app, button, _form(title), previewed="x", wall=True)
         assert out["order-msg"] == t("orders.wall_refused", lang)
     assert _orders_titled(known_db, title) == []
-    # The pickers' options are empty without a session, filled with one.
+    # The pickers' options: refused without a session, empty for a read-only user, filled for an officer.
     anon = app.server.test_client()
     from tests.dashboard.orders_support import dash_call
 
     inputs = [{"id": "order-options-init", "property": "data", "value": 1}]
     st = [{"id": "gw-config", "property": "data", "value": {"wall": False}}]
-    out = dash_call(anon, app, "order-grids.options", inputs, st, ["order-options-init.data"]).get_json()["response"]
+    assert dash_call(anon, app, "order-grids.options", inputs, st, ["order-options-init.data"]).status_code == 401
+    out = dash_call(viewer, app, "order-grids.options", inputs, st, ["order-options-init.data"]).get_json()["response"]
     assert out["order-grids"]["options"] == [] and out["order-people"]["options"] == []
     out = dash_call(client, app, "order-grids.options", inputs, st, ["order-options-init.data"]).get_json()["response"]
     assert {o["value"] for o in out["order-grids"]["options"]} >= {"360602001", GRID}
@@ -147,7 +156,13 @@ def test_board_follows_an_ack_and_cancel_needs_an_officer(app, known_db):
     assert mine and mine[0]["lat"] == 28.2035 and mine[0]["rec"] == [["T1", "received", 0]]
     # Cancel: refused without a session and on the wall, done by a signed-in officer with a reason.
     fields = {"order-sel": str(order_id), "order-reason": "false alarm"}
-    _, out = board(app.server.test_client(), app, action="order-cancel", fields=fields)
+    resp, out = board(app.server.test_client(), app, action="order-cancel", fields=fields)
+    assert resp.status_code == 401 and out == {}
+    resp, _ = board(forged_client(app, "duty"), app, action="order-cancel", fields=fields)
+    assert resp.status_code == 401
+    resp, _ = board(removed_user_client(app, known_db, "administrator"), app, action="order-cancel", fields=fields)
+    assert resp.status_code == 401
+    _, out = board(signed_in(app, "viewer"), app, action="order-cancel", fields=fields)
     assert out["order-board-msg"] == t("orders.need_signin", lang)
     _, out = board(client, app, action="order-cancel", fields=fields, wall=True)
     assert out["order-board-msg"] == t("orders.wall_refused", lang)
@@ -177,6 +192,12 @@ def test_amend_from_the_board(app, known_db):
     _, out = console(client, app, "order-send", form, previewed=out["order-previewed"])
     (order_id, _, _), = _orders_titled(known_db, title)
     sel = {"order-sel": str(order_id)}
+    # Refused: no session, a removed user's cookie (gate); a read-only user (the callback).
+    change = {**sel, "order-am-title": title + " (viewer)"}
+    assert board(app.server.test_client(), app, action="order-amend", fields=change)[0].status_code == 401
+    assert board(removed_user_client(app, known_db, "duty_officer"), app, action="order-amend", fields=change)[0].status_code == 401
+    _, out = board(signed_in(app, "viewer"), app, action="order-amend", fields=change)
+    assert out["order-board-msg"] == t("orders.need_signin", lang)
     _, out = board(client, app, action="order-amend", fields=sel)
     assert out["order-board-msg"] == t("orders.nothing_to_change", lang)
     _, out = board(client, app, action="order-amend", fields={**sel, "order-am-place": ["on"]})

@@ -7,6 +7,7 @@ import psycopg
 import pytest
 
 from dashboard.app import create_app
+from tests.dashboard.auth_support import wall_client
 
 
 @pytest.fixture(scope="module")
@@ -23,9 +24,13 @@ def _call(client, app, output_key: str, inputs: list, state: list, changed: list
     return client.post("/_dash-update-component", data=json.dumps(body), content_type="application/json"), cb
 
 
-def test_refresh_callback_then_no_update(app, known_live):
-    client = app.server.test_client()
+def test_refresh_callback_then_no_update(app, known_live, known_db):
     inputs = [{"id": "live-tick", "property": "n_intervals", "value": 1}, {"id": "measure", "property": "value", "value": "officers"}]
+    # Live positions are not for anonymous visitors.
+    resp, _ = _call(app.server.test_client(), app, "live-data.data", inputs, [{"id": "live-state", "property": "data", "value": {}}],
+                    ["live-tick.n_intervals"])
+    assert resp.status_code == 401
+    client = wall_client(app, known_db)  # the read-only wall may
     resp, _ = _call(client, app, "live-data.data", inputs, [{"id": "live-state", "property": "data", "value": {}}], ["live-tick.n_intervals"])
     assert resp.status_code == 200, resp.data[:500]
     out = resp.get_json()["response"]
@@ -36,8 +41,11 @@ def test_refresh_callback_then_no_update(app, known_live):
     assert resp2.status_code == 204
 
 
-def test_geojson_routes_gzip_and_etag(app):
-    client = app.server.test_client()
+def test_geojson_routes_gzip_and_etag(app, known_db):
+    anon = app.server.test_client()
+    assert anon.get("/api/grids.geojson?level=2").status_code == 401
+    assert anon.get("/api/entities.geojson").status_code == 401
+    client = wall_client(app, known_db)
     r = client.get("/api/grids.geojson?level=2", headers={"Accept-Encoding": "gzip"})
     assert r.status_code == 200 and r.headers["Content-Encoding"] == "gzip"
     assert "max-age" in r.headers["Cache-Control"] and "v-test-1" in r.headers["ETag"]

@@ -45,19 +45,25 @@ def browser():
         b.close()
 
 
-def _open(browser, url):
+def _open(browser, url, sign_in_to: str | None = None):
+    """A page on ``url``; with ``sign_in_to`` (the server's base URL) signed in as the duty officer first."""
+    from dashboard.devserver import DEV_USERS
+    from tests.dashboard.auth_support import browser_sign_in
+
     page = browser.new_page(viewport={"width": 1920, "height": 1080})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     t0 = time.perf_counter()
+    if sign_in_to:
+        browser_sign_in(page, sign_in_to, "duty", DEV_USERS["duty"][1])
     page.goto(url)
     page.wait_for_function(READY, timeout=30_000)
     return page, errors, time.perf_counter() - t0
 
 
 def test_wall_renders_map_grids_terminals_counters(wall, browser):
-    page, errors, ready_s = _open(browser, wall.url + "/wall")
+    page, errors, ready_s = _open(browser, wall.wall_url)  # the wall's own read-only token
     assert page.locator("#gw-map.leaflet-container").count() == 1
     assert page.locator("path.leaflet-interactive").count() >= 530 + 59 - 5  # level-2 fills + level-1 outlines
     assert page.evaluate("() => window.gridwatch.terminalCount()") == 1000
@@ -77,7 +83,7 @@ def test_wall_renders_map_grids_terminals_counters(wall, browser):
 
 
 def test_operator_clicks_grid_terminal_and_replays(wall, browser):
-    page, errors, _ = _open(browser, wall.url + "/")
+    page, errors, _ = _open(browser, wall.url + "/", sign_in_to=wall.url)
     # Refreshes move markers in place and never touch the operator's view.
     page.evaluate("() => { window.gridwatch.getMap().setView([28.2, 117.0], 13, {animate: false}); }")
     applied = page.evaluate("() => window.gridwatch.applied")

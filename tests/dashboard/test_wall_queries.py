@@ -5,7 +5,7 @@ from datetime import timedelta
 import psycopg
 
 from dashboard import queries
-from dashboard.actions import AlertAction, act_on_alert, check_officer
+from dashboard.actions import AlertAction, act_on_alert
 from dashboard.callbacks import load_replay, replay_payload
 
 
@@ -48,13 +48,6 @@ def test_acknowledge_and_resolve_write_alert_action(scratch_dsn, known_db):
         actions = c.execute("SELECT actor, action FROM alert_action WHERE alert_id = %s ORDER BY at, id", (aid,)).fetchall()
     assert (state, ack_by, res_by) == ("resolved", "duty", "chief")
     assert actions == [("duty", "acknowledge"), ("chief", "resolve")]
-
-
-def test_officer_check():
-    spec = "duty:secret, chief:pw2"
-    assert check_officer(spec, "duty", "secret")
-    assert not check_officer(spec, "duty", "wrong")
-    assert not check_officer(spec, "nobody", "")
 
 
 def test_chart_queries(known_db, known_now):
