@@ -178,7 +178,9 @@ def main() -> None:
     ap.add_argument("--no-browser", action="store_true")
     ap.add_argument("--demo", action="store_true", help="the demo city of grid/ (its own terminal count) instead of the synthetic one")
     args = ap.parse_args()
-    with SyntheticWall(get_settings(), terminals=1000, entities=70_000, demo=args.demo) as w:
+    # the bench polls as a wall PC on the allow-list would
+    with SyntheticWall(get_settings(), terminals=1000, entities=70_000, demo=args.demo,
+                       extra={"web_wall_addresses": "127.0.0.1"}) as w:
         time.sleep(2)
         s = bench_server(w, args.seconds)
         br = {} if args.no_browser else bench_browser(w)
