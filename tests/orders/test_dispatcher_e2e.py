@@ -4,12 +4,14 @@ reference terminals (terminal.client) verifying signatures."""
 from __future__ import annotations
 
 import time
+import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 
+from db.migrate import drop_database, ensure_database, migrate
 from orders import desk
 from schemas.ack import AckStatus
 from schemas.alert import AlertKind, dedup_key
@@ -18,6 +20,18 @@ from schemas.orders import GridTarget, NearestTarget, OrderCancellation, OrderDr
 from tests.support import wait_until
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def pg_dsn(base_settings):
+    """A database of this test's own: ingest rebuilds live state from every stored fix, and the
+    nearest/radius targets read live positions, so other tests' officers must not be there."""
+    name = f"gw_test_orders_{uuid.uuid4().hex[:8]}"
+    dsn = psycopg.conninfo.make_conninfo(base_settings.pg_dsn, dbname=name)
+    ensure_database(dsn)
+    migrate(dsn, base_settings.retention_days)
+    yield dsn
+    drop_database(dsn)
 
 
 def states(db, command_id) -> dict[str, str]:
@@ -84,7 +98,7 @@ def test_nearest_from_positions_sent_by_terminals_through_ingest(db, city, live,
     assert fleet.wait_connected(timeout=30)
     for tid, (lat, lon) in spots.items():
         fleet.clients[tid].send_fix(lat, lon)
-    wait_until(lambda: live[0].hlen(live[1].last_fix) == 4, timeout=30, what="ingest to store the live positions",
+    wait_until(lambda: all(live[0].hmget(live[1].last_fix, list(spots))), timeout=30, what="ingest to store the live positions",
                context=ingest.log_text)
     dispatcher_factory()
     created = desk.issue(db, live[0], order_settings, order_to(NearestTarget(lat=28.25, lon=117.01, n=2)), "duty1")
