@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     # --- Ingest ---
     ingest_batch_max: int = Field(2000, description="Flush a batch at this many messages ...")
     ingest_batch_ms: int = Field(100, description="... or after this many milliseconds, whichever comes first")
+    ingest_idle_ms: float = Field(
+        5.0, description="... or as soon as no message arrived for this long (low load: no fixed window of latency)"
+    )
     ingest_queue_max: int = Field(200_000, description="Bound of the in-process receive queue")
     max_payload_bytes: int = Field(64 * 1024, description="Payloads larger than this are dead-lettered")
     max_future_skew_s: int = Field(300, description="A timestamp further than this in the future is rejected")
