@@ -82,8 +82,11 @@ def registry(dsn: str, terminal_prefix: str, n: int) -> None:
                   (uuid.uuid4().hex,))
 
 
-def publish_sos(s: Settings, rate: float, stop: threading.Event, sent: dict[str, float]) -> None:
-    """One SOS from a fresh terminal id every 1/rate s (each its own alert), publish time recorded."""
+def publish_sos(s: Settings, rate: float, stop: threading.Event, sent: dict[str, float], terminal_prefix: str,
+                n: int) -> None:
+    """One SOS every 1/rate s, each from another registered terminal (so each is its own alert:
+    ingest quarantines unregistered ids), publish time recorded. Past n terminals the ids repeat
+    and a repeat bumps its alert instead of opening one (not timed)."""
     topics = Topics(s.topic_prefix)
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-sos-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5)
     c.connect(s.mqtt_host, s.mqtt_port)
@@ -91,12 +94,12 @@ def publish_sos(s: Settings, rate: float, stop: threading.Event, sent: dict[str,
     i = 0
     try:
         while not stop.is_set():
-            tid = f"sos{i:06d}"
+            tid = f"{terminal_prefix}{i % n:05d}"
             now = time.time()
             body = {"seq": 1, "ts": datetime.fromtimestamp(now, timezone.utc).isoformat(), "kind": "sos",
                     "lat": 28.26, "lon": 117.03, "body": {"text": "bench"}}
             c.publish(topics.terminal(tid, Channel.EVENT), json.dumps(body), qos=1)
-            sent[tid] = now
+            sent.setdefault(tid, now)
             i += 1
             stop.wait(1.0 / rate)
     finally:
@@ -148,7 +151,7 @@ def main() -> int:
         print(f"offering {args.fixes:,} fixes from {args.terminals:,} registered terminals as fast as the broker takes them,"
               f" with {args.sos_rate:g} SOS/s mixed in ...", flush=True)
         stop, sent, stored_at, watch_stop = threading.Event(), {}, {}, threading.Event()
-        sos = threading.Thread(target=publish_sos, args=(s, args.sos_rate, stop, sent))
+        sos = threading.Thread(target=publish_sos, args=(s, args.sos_rate, stop, sent, tprefix, args.terminals))
         watcher = threading.Thread(target=watch_stored, args=(dsn, watch_stop, stored_at))
         watcher.start()
         holder = {}
