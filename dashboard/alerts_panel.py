@@ -202,7 +202,7 @@ def register(app: Dash, deps: Deps) -> None:
         ClientsideFunction("gwAlerts", "toggleMute"),
         Output("alert-mute", "children"),
         Input("alert-mute", "n_clicks"),
-        State("alert-data", "data"),
+        Input("alert-data", "data"),  # the label in the page's language, muted or not, once strings arrive
     )
 
 

@@ -151,8 +151,11 @@
       toggleMute: function (n, data) {
         var strings = (data && data.strings) || A.strings || {};
         var muted = A.muted();
-        if (n) { muted = !muted; setMuted(muted); }
-        return muted ? (strings.unmute || "Unmute") : (strings.mute || "Mute");
+        var trig = ((window.dash_clientside.callback_context || {}).triggered || []).map(function (t) { return t.prop_id; });
+        if (n && trig.indexOf("alert-mute.n_clicks") >= 0) { muted = !muted; setMuted(muted); }
+        // Until the first alert data brings the strings, the server-rendered label (in the page's language) stays.
+        if (!strings.mute) return window.dash_clientside.no_update;
+        return muted ? strings.unmute : strings.mute;
       }
     }
   });
