@@ -154,3 +154,17 @@ def known_live(settings, known_db):
     })
     r.set(k.version, 42)
     return now
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium per test module (browser tests only)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.dashboard.browser_support import launch, require_chromium
+
+    require_chromium()
+    with sync_playwright() as p:
+        b = launch(p)
+        yield b
+        b.close()

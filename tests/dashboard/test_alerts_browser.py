@@ -26,10 +26,8 @@ from terminal.client import TerminalClient, TerminalConfig
 from tests.alerts.conftest import alert_settings, alerts_proc, person, registry  # noqa: F401  (fixtures)
 from tests.ingest.conftest import ingest  # noqa: F401  (fixtures)
 from tests.support import wait_until
+from tests.dashboard.browser_support import ROOT, require_chromium
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--autoplay-policy=no-user-gesture-required"]
 XSS = '<img src=x onerror="window.__pwned=1">'
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -49,8 +47,7 @@ def redis_prefix(base_settings):
 
 @pytest.fixture
 def web(alert_settings, tmp_path):
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium", pytrace=False)
+    require_chromium()
     port = free_port()
     env = alert_settings.model_copy(update={"web_secret": "alerts-browser-secret-" + "a" * 32}).as_env(os.environ)
     env.update(GRIDWATCH_WEB_BIND=f"127.0.0.1:{port}", GRIDWATCH_WEB_WORKERS="1")
@@ -72,16 +69,6 @@ def web(alert_settings, tmp_path):
     finally:
         proc.terminate()
         proc.wait(15)
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -7,16 +7,11 @@ map-fit-wall.png and map-fit-operator.png to $GRIDWATCH_ARTIFACTS (default: arti
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 import pytest
+from tests.dashboard.browser_support import ARTIFACTS, require_chromium
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = Path(os.environ.get("GRIDWATCH_ARTIFACTS") or ROOT / "artifacts")
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -34,22 +29,10 @@ VIEW = "() => { const m = window.gridwatch.getMap(), c = m.getCenter(); return [
 def wall(base_settings):
     from dashboard.devserver import SyntheticWall
 
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (and fonts-noto-cjk for Chinese text)", pytrace=False)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    require_chromium()
     # The fit depends on the polygons, not the fleet: a small fleet keeps the shared machine calm.
     with SyntheticWall(base_settings, terminals=200, entities=5000, language="zh-CN", log_path=ARTIFACTS / "map-fit-gunicorn.log") as w:
         yield w
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.mark.parametrize("path", ["/wall", "/"])

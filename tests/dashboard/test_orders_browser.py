@@ -8,18 +8,13 @@ Screenshots: $GRIDWATCH_ARTIFACTS (default artifacts/) orders-console.png, order
 
 from __future__ import annotations
 
-import os
 import re
 import time
-from pathlib import Path
 
 import psycopg
 import pytest
+from tests.dashboard.browser_support import ARTIFACTS, require_chromium
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = Path(os.environ.get("GRIDWATCH_ARTIFACTS") or ROOT / "artifacts")
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 READY = "() => window.gridwatch && window.gridwatch.cityFitted && window.gridwatch.terminalCount() >= 1000 && window.gwOrders && window.gridwatch.getMap()"
 VIEW = "() => { const m = window.gridwatch.getMap(), c = m.getCenter(); return [m.getZoom(), +c.lat.toFixed(6), +c.lng.toFixed(6)]; }"
 
@@ -30,24 +25,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 def wall(base_settings):
     from dashboard.devserver import SyntheticWall
 
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (and fonts-noto-cjk for Chinese text)", pytrace=False)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    require_chromium()
     extra = {"web_secret": "browser-test-secret-" + "b" * 32}
     users = {"duty": ("duty_officer", "browser-secret")}
     with SyntheticWall(base_settings, language="zh-CN", entities=5_000, log_path=ARTIFACTS / "orders-gunicorn.log", extra=extra,
                        users=users) as w:
         yield w
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def _errors(page) -> list[str]:

@@ -5,17 +5,14 @@ at their next poll instead of freezing; a hand-made cookie opens nothing."""
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from dashboard.auth import store
 from dashboard.auth.model import Role
+from tests.dashboard.browser_support import require_chromium
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -24,20 +21,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 def wall(base_settings):
     from dashboard.devserver import SyntheticWall
 
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium", pytrace=False)
+    require_chromium()
     with SyntheticWall(base_settings, terminals=50, entities=500, language="en", move=False) as w:
         yield w
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 LIVE = "() => window.gridwatch && window.gridwatch.terminalCount() >= 50"

@@ -3,7 +3,6 @@
 import gzip
 import json
 
-import psycopg
 import pytest
 
 from dashboard.app import create_app

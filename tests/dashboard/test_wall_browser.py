@@ -7,14 +7,10 @@ Saves artifacts/wall.png (wall mode) and artifacts/operator.png (CI keeps them).
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
+from tests.dashboard.browser_support import ARTIFACTS, require_chromium
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -28,21 +24,10 @@ READY = """() => document.querySelectorAll('path.leaflet-interactive').length >=
 def wall(base_settings):
     from dashboard.devserver import SyntheticWall
 
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (and fonts-noto-cjk for Chinese text)", pytrace=False)
+    require_chromium()
     ARTIFACTS.mkdir(exist_ok=True)
     with SyntheticWall(base_settings, language="zh-CN", log_path=ARTIFACTS / "wall-gunicorn.log", extra={"wall_rotate_s": 5}) as w:
         yield w
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def _open(browser, url, sign_in_to: str | None = None):

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import urllib.error
 import uuid
 from pathlib import Path
 

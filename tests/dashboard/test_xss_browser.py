@@ -5,18 +5,13 @@ for the grid's details panel and the terminals' hover tooltips."""
 
 from __future__ import annotations
 
-import os
 import uuid
-from pathlib import Path
 
 import psycopg
 import pytest
 import redis
+from tests.dashboard.browser_support import ARTIFACTS, require_chromium
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = Path(os.environ.get("GRIDWATCH_ARTIFACTS") or ROOT / "artifacts")
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 XSS = '<img src=x onerror="window.__xss=1">'
 CODE = "369999999001"
 
@@ -27,9 +22,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 def wall(base_settings):
     from dashboard.devserver import SyntheticWall
 
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium", pytrace=False)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    require_chromium()
     with SyntheticWall(base_settings, terminals=50, entities=500, language="en", move=False,
                        log_path=ARTIFACTS / "xss-gunicorn.log") as w:
         # "Imported" with a hostile name: a level-2 grid in the middle of the city, then a new grid version.
@@ -44,16 +37,6 @@ def wall(base_settings):
             c.execute("UPDATE gw_meta SET value = %s WHERE key = 'grid_version'", (f"xss-{uuid.uuid4().hex[:6]}",))
         redis.Redis.from_url(w.settings.redis_url).delete(f"{w.prefix}dash:cache:grid_version")
         yield w
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def test_a_hostile_grid_name_is_text_and_runs_nothing(wall, browser):
