@@ -349,7 +349,7 @@ def build_document(prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:
             topics.cmd_terminal("{terminal_id}"), ["SignedCommand"],
             "Signed commands to one terminal (orders: one copy per recipient, `to` = this terminal)", {"terminal_id": tid},
         ),
-        "terminalReceipt": chan(
+        "receiptTerminal": chan(
             topics.receipt("{terminal_id}"), ["Receipt"],
             "Delivery receipts to one terminal, sent by ingest after the commit (QoS 0, coalesced)", {"terminal_id": tid},
         ),
@@ -375,7 +375,7 @@ def build_document(prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:
         "sendCommandAll": op("send", "commandAll", ["SignedCommand"], "The platform commands every terminal"),
         "sendCommandGrid": op("send", "commandGrid", ["SignedCommand"], "The platform commands one grid's terminals"),
         "sendCommandTerminal": op("send", "commandTerminal", ["SignedCommand"], "The platform commands one terminal"),
-        "sendReceipt": op("send", "terminalReceipt", ["Receipt"],
+        "sendReceipt": op("send", "receiptTerminal", ["Receipt"],
                           "The platform tells one terminal which of its messages are stored (QoS 0: a lost one costs a re-send)",
                           qos=0),
     }
