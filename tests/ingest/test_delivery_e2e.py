@@ -113,3 +113,61 @@ def test_a_lost_receipt_makes_the_terminal_resend_and_nothing_is_doubled(setting
 def _duplicates(log: str) -> int:
     import re
     return sum(int(n) for n in re.findall(r"(\d+) duplicates", log))
+
+
+def test_forget_session_ends_a_retired_members_queue(settings_local, local_broker, tmp_path):
+    """The stale shared-group member trap: a persistent ingest session that never returns keeps its
+    share queued. ``python -m ingest forget-session ID`` ends it; the live member then gets everything."""
+    import subprocess
+    import sys
+    import uuid
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    from schemas.topics import Topics
+    from tests.support import ROOT
+
+    topics = Topics(settings_local.topic_prefix)
+    group = f"$share/g{uuid.uuid4().hex[:6]}/{topics.terminal_subscription('+')}"
+
+    def member(client_id: str, got: list):
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        c.on_message = lambda cl, u, m: got.append(m.payload)
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        c.connect("127.0.0.1", local_broker.port, clean_start=False, properties=props)
+        c.loop_start()
+        c.subscribe(group, qos=1)
+        time.sleep(0.5)
+        return c
+
+    def publish(n: int, tag: str):
+        p = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5)
+        p.connect("127.0.0.1", local_broker.port)
+        p.loop_start()
+        for i in range(n):
+            p.publish(topics.terminal("T1", "gps"), f"{tag}{i}".encode(), qos=1).wait_for_publish(5)
+        p.loop_stop()
+        p.disconnect()
+
+    live_got, stale_got = [], []
+    stale_id = f"stale-{uuid.uuid4().hex[:6]}"
+    stale = member(stale_id, stale_got)
+    live = member(f"live-{uuid.uuid4().hex[:6]}", live_got)
+    stale.disconnect()  # clean DISCONNECT, session kept (expiry 1 h): a process scaled down for good
+    stale.loop_stop()
+    publish(20, "a")
+    wait_until(lambda: len(live_got) >= 5, what="the live member to get its share")
+    time.sleep(1)
+    assert len(live_got) < 20, "the broker no longer queues for an offline member: the trap is gone, revisit the docs"
+    env = settings_local.model_copy(update={"mqtt_port": local_broker.port}).as_env(__import__("os").environ)
+    run = subprocess.run([sys.executable, "-m", "ingest", "forget-session", stale_id], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stdout + run.stderr
+    before = len(live_got)
+    publish(20, "b")
+    wait_until(lambda: len(live_got) >= before + 20, what="every later message to reach the live member", timeout=15)
+    live.loop_stop()
+    live.disconnect()
