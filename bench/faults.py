@@ -44,10 +44,11 @@ import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
+import psycopg.sql
 import redis
 
 from bench.local_broker import LocalBroker
@@ -87,7 +88,7 @@ class Proc:
         self.module, self.settings, self.log = module, settings, log
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "Proc":
+    def start(self) -> Proc:
         out = open(self.log, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", self.module], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                      env=self.settings.as_env(os.environ))
@@ -340,7 +341,7 @@ class FaultRun:
         prefix = f"F{self.tag}{ALL_ROWS.index(name)}-"
         fleet = SteadyFleet(self.s, prefix, self.p.terminals, self.p)
         self.register(fleet.ids)
-        since = datetime.now(timezone.utc) - timedelta(minutes=1)
+        since = datetime.now(UTC) - timedelta(minutes=1)
         catch = CatchUp(self.s, fleet.ids, timeout=self.p.drain_s + 60)
         try:
             fleet.start()
@@ -387,14 +388,15 @@ class FaultRun:
             return f"own cluster: pg_ctl stop -m fast, {down:.0f} s, start"
         dbname = psycopg.conninfo.conninfo_to_dict(self.s.pg_dsn)["dbname"]
         admin = psycopg.conninfo.make_conninfo(self.s.pg_dsn, dbname="postgres")
+        db = psycopg.sql.Identifier(dbname)
         with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'REVOKE CONNECT ON DATABASE "{dbname}" FROM PUBLIC')
-            conn.execute("ALTER DATABASE \"%s\" ALLOW_CONNECTIONS false" % dbname)
+            conn.execute(psycopg.sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC").format(db))
+            conn.execute(psycopg.sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(db))
             conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
                          (dbname,))
             time.sleep(down)
-            conn.execute("ALTER DATABASE \"%s\" ALLOW_CONNECTIONS true" % dbname)
-            conn.execute(f'GRANT CONNECT ON DATABASE "{dbname}" TO PUBLIC')
+            conn.execute(psycopg.sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(db))
+            conn.execute(psycopg.sql.SQL("GRANT CONNECT ON DATABASE {} TO PUBLIC").format(db))
         catch.mark_restored()
         return f"shared cluster: connections refused and terminated for {down:.0f} s (not a real stop)"
 

@@ -50,7 +50,7 @@ class LocalBroker:
         text = text.replace("\nuser mosquitto\n", f"\nuser {getpass.getuser()}\n")
         self.conf.write_text(text)
 
-    def start(self, timeout: float = 10.0) -> "LocalBroker":
+    def start(self, timeout: float = 10.0) -> LocalBroker:
         if not self.conf.exists():
             self.write_config()
         Path("/run/mosquitto").mkdir(exist_ok=True)  # Debian's build wants it even with our config

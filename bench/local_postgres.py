@@ -36,7 +36,7 @@ class LocalPostgres:
     def dsn(self) -> str:
         return f"host=127.0.0.1 port={self.port} user=postgres dbname=gridwatch_faults"
 
-    def init(self) -> "LocalPostgres":
+    def init(self) -> LocalPostgres:
         shutil.chown(self.dir, "postgres", "postgres")
         _as_postgres(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth-local=trust",
                      "--auth-host=trust", "-E", "UTF8", "--locale=C.UTF-8")

@@ -12,7 +12,7 @@ from collections import defaultdict
 
 import orjson
 
-from ingest.pipeline import Decoded, FixRow, EventRow
+from ingest.pipeline import Decoded, EventRow, FixRow
 from schemas.receipt import merge_ranges, to_ranges
 from schemas.topics import Channel, Topics
 

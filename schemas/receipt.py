@@ -38,7 +38,7 @@ class Receipt(WireModel):
     ts: Timestamp = Field(description="When ingest issued the receipt (after the commit)")
 
     @model_validator(mode="after")
-    def _ranges_ordered(self) -> "Receipt":
+    def _ranges_ordered(self) -> Receipt:
         last = -1
         for first, end in self.seqs:
             if first > end or first <= last:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from ingest.pipeline import Limits, Received, decode_batch
@@ -19,22 +20,22 @@ T = Topics("gw/v1")
 
 def msg(tid: str, channel: str, payload) -> Received:
     data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    return Received(T.terminal(tid, channel), data, datetime.now(timezone.utc).timestamp())
+    return Received(T.terminal(tid, channel), data, datetime.now(UTC).timestamp())
 
 
 def fix(seq: int, **more) -> dict:
-    return {"seq": seq, "ts": datetime.now(timezone.utc).isoformat(), "lat": 28.26, "lon": 117.01, **more}
+    return {"seq": seq, "ts": datetime.now(UTC).isoformat(), "lat": 28.26, "lon": 117.01, **more}
 
 
 def test_every_message_of_a_batch_is_handled_stored_or_dead_lettered() -> None:
     batch = [
         msg("T1", "gps", fix(1)),
         msg("T1", "gps", [fix(2), fix(3), {"seq": 4, "ts": "nonsense"}]),  # one bad item: a dead letter
-        msg("T1", "event", {"seq": 5, "ts": datetime.now(timezone.utc).isoformat(), "kind": "sos"}),
+        msg("T1", "event", {"seq": 5, "ts": datetime.now(UTC).isoformat(), "kind": "sos"}),
         msg("T2", "gps", fix(7, lat=999)),  # refused for good: a re-send cannot fix it
         msg("T2", "gps", b"{not json"),  # names no seq: nothing to confirm
         msg("T3", "ack", {"command_id": "00000000-0000-0000-0000-000000000000", "status": "received",
-                          "ts": datetime.now(timezone.utc).isoformat()}),  # acks have no seq
+                          "ts": datetime.now(UTC).isoformat()}),  # acks have no seq
         msg("T4", "gps", fix(9)),  # not registered: quarantined, which is handled too
     ]
     decoded = decode_batch(batch, T, Limits(), registered={"T1", "T2", "T3"})
@@ -62,7 +63,7 @@ def test_receipts_are_coalesced_per_terminal_and_rate_limited() -> None:
 
 
 def test_a_receipt_refuses_ranges_out_of_order_or_overlapping() -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for bad in ([(5, 1)], [(1, 3), (3, 4)], [(4, 5), (1, 2)], []):
         with pytest.raises(ValidationError):
             Receipt(seqs=bad, ts=now)
@@ -76,6 +77,6 @@ def test_ranges_name_exactly_the_seqs(seqs, more) -> None:
     ranges = merge_ranges(to_ranges(seqs), to_ranges(more))
     named = {s for a, b in ranges for s in range(a, b + 1)}
     assert named == set(seqs) | set(more)
-    receipts = receipts_for(ranges, datetime.now(timezone.utc)) if ranges else []
+    receipts = receipts_for(ranges, datetime.now(UTC)) if ranges else []
     assert all(len(r.seqs) <= MAX_RANGES for r in receipts)
     assert [tuple(r) for rc in receipts for r in rc.seqs] == ranges  # every receipt is valid and they add up
