@@ -1,4 +1,4 @@
-"""``python -m ingest [run | rebuild-live]`` — the ingest service and its operator commands."""
+"""``python -m ingest [run | rebuild-live | forget-session CLIENT_ID]`` — the ingest service and its operator commands."""
 
 from __future__ import annotations
 
@@ -19,8 +19,10 @@ from schemas.topics import RedisKeys
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ingest", description=__doc__)
-    parser.add_argument("command", nargs="?", default="run", choices=["run", "rebuild-live"],
-                        help="run: the service (default); rebuild-live: restore Redis live state from PostgreSQL")
+    parser.add_argument("command", nargs="?", default="run", choices=["run", "rebuild-live", "forget-session"],
+                        help="run: the service (default); rebuild-live: restore Redis live state from PostgreSQL; "
+                        "forget-session: end the broker session of an ingest process retired for good")
+    parser.add_argument("client_id", nargs="?", help="forget-session: the retired process's GRIDWATCH_INGEST_CLIENT_ID")
     args = parser.parse_args(argv)
     settings = get_settings()
     setup_logging(settings)
@@ -30,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
         with psycopg.connect(settings.pg_dsn) as conn:
             live.rebuild(conn)
         return 0
+    if args.command == "forget-session":
+        if not args.client_id:
+            parser.error("forget-session needs the CLIENT_ID of the retired ingest process")
+        forget_session(settings, args.client_id)
+        return 0
     service = IngestService(settings)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: service.stop())
@@ -38,6 +45,27 @@ def main(argv: list[str] | None = None) -> int:
         settings.pg_dsn.rsplit("@", 1)[-1])
     service.run()
     return 0
+
+
+def forget_session(settings, client_id: str) -> None:
+    """Connect as ``client_id`` with a clean start and no session expiry, then disconnect: the broker
+    drops that session, its subscription and its queue. For a shared-group member that will never
+    return (scaled down, renamed), which would otherwise hold its share of the stream until its
+    session expires. Never run it for a process that is running (it would be disconnected)."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    if settings.mqtt_username:
+        client.username_pw_set(settings.mqtt_username, settings.mqtt_password)
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 0
+    client.connect(settings.mqtt_host, settings.mqtt_port, clean_start=True, properties=props)
+    client.loop_start()
+    client.disconnect()
+    client.loop_stop()
+    logging.getLogger("gridwatch.ingest").info("broker session of %s ended (its queue discarded)", client_id)
 
 
 if __name__ == "__main__":

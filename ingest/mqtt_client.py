@@ -3,6 +3,14 @@
 The network callback only enqueues a frozen ``Received``. PUBACKs are held back
 (``manual_ack``) until the worker has committed the batch, so a crash or a database outage
 never acknowledges what was not stored: the broker redelivers it to the persistent session.
+
+Subscription: plain (``{prefix}/t/+/+``) for a single ingest process, because Mosquitto 2.0
+restores a persistent session's plain subscription after a broker restart but not a shared one
+(``$share/...``): messages published between the restart and our re-subscribe would be
+discarded. ``GRIDWATCH_INGEST_SHARED`` selects the shared group for several processes; then each
+member's session expires after ``GRIDWATCH_INGEST_SHARED_SESSION_EXPIRY_S``, so a member that
+never returns stops holding a share of the stream. Either way we subscribe again on every
+connect, and what a broker restart still loses, terminals re-send (delivery receipts).
 """
 
 from __future__ import annotations
@@ -48,12 +56,19 @@ class MqttReceiver:
 
     @property
     def subscription(self) -> str:
-        return self.topics.shared(self.settings.ingest_share_group, self.topics.terminal_subscription("+"))
+        plain = self.topics.terminal_subscription("+")
+        return self.topics.shared(self.settings.ingest_share_group, plain) if self.settings.ingest_shared else plain
+
+    @property
+    def session_expiry_s(self) -> int:
+        if self.settings.ingest_shared:
+            return min(self.settings.mqtt_session_expiry_s, self.settings.ingest_shared_session_expiry_s)
+        return self.settings.mqtt_session_expiry_s
 
     def start(self) -> None:
         props = Properties(PacketTypes.CONNECT)
         # Keep the session (and what the broker queues for it) while ingest is away.
-        props.SessionExpiryInterval = self.settings.mqtt_session_expiry_s
+        props.SessionExpiryInterval = self.session_expiry_s
         # Let the broker have many unacknowledged messages in flight: batches ack thousands at once.
         props.ReceiveMaximum = 65535
         self.client.connect_async(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=30,
@@ -70,6 +85,14 @@ class MqttReceiver:
         for m in messages:
             if m.qos > 0 and m.connection == self.connection:
                 self.client.ack(m.mid, m.qos)
+
+    def publish_receipt(self, terminal_id: str, payload: bytes) -> bool:
+        """QoS 0, fire and forget: a receipt that is lost (or not sent while the broker is away)
+        costs the terminal one re-send, so it needs no PUBACK, no retry and no queue here."""
+        if not self.connected.is_set():
+            return False
+        info = self.client.publish(self.topics.receipt(terminal_id), payload, qos=0)
+        return info.rc == mqtt.MQTT_ERR_SUCCESS
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:

@@ -7,6 +7,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 import psycopg
 import redis
@@ -18,10 +19,12 @@ from ingest.inbox import Inbox
 from ingest.mqtt_client import MqttReceiver
 from ingest.pipeline import (DeadLetter, Decoded, Limits, Received, RejectReason, dead_letter, decode_batch, tag_grids,
                              terminal_ids)
+from ingest.receipts import ReceiptBook, handled_seqs
 from ingest.registry import TerminalRegistry
 from ingest.store_pg import PgStore, Stored
 from ingest.store_redis import LiveStore
 from schemas.logs import fields
+from schemas.receipt import receipts_for
 from schemas.settings import Settings
 from schemas.topics import RedisKeys, Topics
 
@@ -47,6 +50,7 @@ class Stats:
     duplicates: int = 0
     dead: int = 0
     batches: int = 0
+    receipts: int = 0
     db_errors: int = 0
     redis_errors: int = 0
     window_started: float = field(default_factory=time.monotonic)
@@ -54,7 +58,8 @@ class Stats:
     def line(self, backlog: int, backlog_bytes: int = 0) -> str:
         secs = max(time.monotonic() - self.window_started, 1e-6)
         return (f"{self.received / secs:.0f} msg/s, {self.fixes / secs:.0f} fixes/s stored, {self.events} events, "
-                f"{self.duplicates} duplicates, {self.dead} dead letters, {self.batches} batches, backlog {backlog} "
+                f"{self.duplicates} duplicates, {self.dead} dead letters, {self.batches} batches, {self.receipts} receipts, "
+                f"backlog {backlog} "
                 f"({backlog_bytes / 2**20:.1f} MiB), "
                 f"{self.db_errors} database errors, {self.redis_errors} Redis errors")
 
@@ -72,6 +77,7 @@ class IngestService:
                                lambda: pg_connect(settings, "gridwatch-ingest-grid"))
         self.registry = TerminalRegistry(lambda: pg_connect(settings, "gridwatch-ingest-registry"), settings.grid_reload_s)
         self.receiver = MqttReceiver(settings, self.inbox)
+        self.receipts = ReceiptBook(settings.ingest_receipt_interval_s)
         self.stop_event = threading.Event()
         self.stats = Stats()
         self.totals = Stats()
@@ -119,6 +125,8 @@ class IngestService:
             if batch:
                 self._process(batch)
             now = time.monotonic()
+            if self.receipts:
+                self._send_receipts(now)
             if now - last_report >= self.settings.stats_interval_s:
                 log.info("throughput: %s", self.stats.line(self.inbox.qsize(), self.inbox.bytes))
                 self.stats = Stats()
@@ -169,6 +177,9 @@ class IngestService:
             return
         self._update_live(stored)
         self.receiver.ack(batch)
+        if self.settings.ingest_receipts:
+            # after the commit: every message of the batch is now stored, a repeat, or a dead letter
+            self.receipts.add(handled_seqs(decoded, self.topics))
         for s in (self.stats, self.totals):
             s.received += len(batch)
             s.fixes += len(stored.fixes)
@@ -176,6 +187,16 @@ class IngestService:
             s.duplicates += stored.duplicates
             s.dead += stored.dead
             s.batches += 1
+
+    def _send_receipts(self, now: float) -> None:
+        """Publish the receipts that are due (coalesced per terminal). While the broker is away
+        they are dropped, not kept: the terminals re-send, and the repeats are confirmed then."""
+        ts = datetime.now(timezone.utc)
+        for tid, ranges in self.receipts.due(now):
+            for receipt in receipts_for(ranges, ts):
+                if self.receiver.publish_receipt(tid, receipt.model_dump_json().encode()):
+                    self.stats.receipts += 1
+                    self.totals.receipts += 1
 
     def _registered_until_known(self, batch: list[Received]) -> set[str] | None:
         """The registry's ids, current for this batch; waits out a database outage (None: stopping)."""
@@ -265,4 +286,5 @@ def _log_dead_letter(d: DeadLetter) -> None:
 
 
 def _totals(s: Stats) -> dict:
-    return {"received": s.received, "fixes": s.fixes, "events": s.events, "duplicates": s.duplicates, "dead": s.dead}
+    return {"received": s.received, "fixes": s.fixes, "events": s.events, "duplicates": s.duplicates, "dead": s.dead,
+            "receipts": s.receipts}

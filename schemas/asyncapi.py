@@ -49,6 +49,7 @@ from schemas.events import (
     terminal_event_adapter,
 )
 from schemas.gps import MAX_FIXES_PER_ARRAY, GpsFix, gps_payload_adapter
+from schemas.receipt import MAX_RANGES, Receipt
 from schemas.settings import Settings
 from schemas.status import TerminalStatus
 from schemas.topics import Channel, Topics
@@ -63,6 +64,7 @@ MAX_FUTURE_SKEW_S: int = _S["max_future_skew_s"].default
 MAX_PAST_AGE_DAYS: int = _S["max_past_age_days"].default
 DEFAULT_PREFIX: str = _S["topic_prefix"].default
 DEFAULT_PORT: int = _S["mqtt_port"].default
+RECEIPT_INTERVAL_S: float = _S["ingest_receipt_interval_s"].default
 
 # Rules every terminal->platform message is held to, and the dead-letter reason of each breach.
 RULES: list[tuple[str, str]] = [
@@ -115,6 +117,8 @@ NOTES: list[str] = [
     "While offline a terminal buffers fixes, events and acks in order and, after reconnecting, flushes them in "
     "that order: runs of fixes as JSON arrays (at most 500 fixes and max_payload_bytes per array), "
     "events and acks one by one.",
+    "Delivery is end to end: a PUBACK only says the broker has a message. A terminal keeps every fix and event "
+    "until a `Receipt` on rcpt/t/{its id} names its seq (see Delivery below).",
     "Unknown fields are kept (forward compatibility) but never trusted: they are stored as `extra` and nothing decides on them.",
     "Timestamps are RFC 3339 with an offset (`Z` or `+08:00`); the terminal stamps them with its own wall clock.",
     "Commands: a terminal subscribes to cmd/t/{its id}, cmd/grid/{each of its level-2 grids} and cmd/all. Every "
@@ -124,6 +128,30 @@ NOTES: list[str] = [
     "`rejected` (with a note).",
     "Attachments (photos, voice, video, signatures) travel as references (URL or object key, media type, size, sha256), "
     "never as bytes in an MQTT payload.",
+]
+
+
+# The terminal's duties for end-to-end delivery (schemas.receipt; the reference client: terminal.client).
+DELIVERY: list[str] = [
+    "Subscribe to rcpt/t/{own id} on every connect (QoS 1 asked; receipts are sent with QoS 0, so they arrive at "
+    "QoS 0 and are not queued while the terminal is away: a receipt missed that way costs a re-send, nothing more).",
+    "Keep every fix and event (anything with a `seq`) in a persistent buffer from the moment it is made until a "
+    "`Receipt` lists its seq. The broker's PUBACK is not enough: a broker restart or crash can still lose an "
+    "acknowledged message, and only the terminal has a copy.",
+    "A receipt is sent after the platform's commit. It lists seqs as sorted, non-overlapping inclusive ranges "
+    "[first, last]: those stored, already stored (repeats) or refused for good (dead letters: re-sending cannot "
+    "change them). Forget what it lists; it says nothing about seqs it does not list (gaps are normal).",
+    f"Receipts are coalesced: at most one per terminal every {RECEIPT_INTERVAL_S:g} s "
+    f"(GRIDWATCH_INGEST_RECEIPT_INTERVAL_S), at most {MAX_RANGES} ranges each (more go in several receipts).",
+    "Re-send what no receipt has named 30 s after sending (the reference client's receipt_timeout_s), doubling "
+    "the wait with each re-send up to 5 minutes, so a long platform outage does not multiply the traffic. A "
+    "re-send repeats the message byte for byte: the same `seq` and the same `ts`. The platform stores each "
+    "(terminal, seq, ts) once, so repeats are harmless; a repeat with a new `ts` would be a second record.",
+    "Re-send in seq order, fixes as arrays like a flush. Acks carry no seq: they leave the buffer at their "
+    "PUBACK (the platform re-sends a command until it is answered, and the terminal answers again).",
+    "Bound the buffer; when it is full, drop the oldest fix (never an event first) and count it: the only loss "
+    "the protocol allows, and a reported one.",
+    "Ignore a receipt that does not validate (log it); never let it stop the terminal.",
 ]
 
 
@@ -224,6 +252,10 @@ def examples() -> dict[str, list[tuple[str, Any]]]:
             ("last will", d(TerminalStatus(online=False))),
         ],
         "SignedCommand": signed["SignedCommand"],
+        "Receipt": [
+            ("one batch", d(Receipt(seqs=[(1001, 1009)], ts=T0 + timedelta(minutes=55, seconds=1)))),
+            ("after a re-send, with a seq the terminal never used", d(Receipt(seqs=[(1001, 1003), (1005, 1010)], ts=T0 + timedelta(hours=3, seconds=1)))),
+        ],
     }
 
 
@@ -259,6 +291,7 @@ def build_document(prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:
     # JSON Schema's own words for "this string holds JSON of that schema"
     envelope["properties"]["cmd"].update(contentMediaType="application/json", contentSchema={"$ref": REF.format(model="Command")})
     _collect(schemas, "SignedCommand", envelope)
+    _collect(schemas, "Receipt", Receipt.model_json_schema(ref_template=REF))
     ex = examples()
 
     def message(name: str, schema: str, title: str, summary: str) -> dict[str, Any]:
@@ -283,6 +316,8 @@ def build_document(prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:
             "SignedCommand", "SignedCommand", "Signed command to terminals",
             "Emergency order, task or message (a Command in `cmd`), signed by the platform: verify before acting",
         ),
+        "Receipt": message("Receipt", "Receipt", "Delivery receipt",
+                           "Which of the terminal's seqs are stored (or refused for good): forget those, re-send the rest"),
     }
     tid = {"description": "The terminal's id (the identity; pattern ^[A-Za-z0-9_-]{1,64}$)", "examples": ["T-0001"]}
     grid = {"description": "A level-2 grid code", "examples": ["360602001001"]}
@@ -314,18 +349,22 @@ def build_document(prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:
             topics.cmd_terminal("{terminal_id}"), ["SignedCommand"],
             "Signed commands to one terminal (orders: one copy per recipient, `to` = this terminal)", {"terminal_id": tid},
         ),
+        "receiptTerminal": chan(
+            topics.receipt("{terminal_id}"), ["Receipt"],
+            "Delivery receipts to one terminal, sent by ingest after the commit (QoS 0, coalesced)", {"terminal_id": tid},
+        ),
     }
     for c in channels.values():
         if not c["parameters"]:
             del c["parameters"]
 
-    def op(action: str, channel: str, msgs: list[str], summary: str, retain: bool = False) -> dict[str, Any]:
+    def op(action: str, channel: str, msgs: list[str], summary: str, retain: bool = False, qos: int = 1) -> dict[str, Any]:
         return {
             "action": action,
             "channel": {"$ref": f"#/channels/{channel}"},
             "summary": summary,
             "messages": [{"$ref": f"#/channels/{channel}/messages/{m}"} for m in msgs],
-            "bindings": {"mqtt": {"qos": 1, "retain": retain, "bindingVersion": "0.2.0"}},
+            "bindings": {"mqtt": {"qos": qos, "retain": retain, "bindingVersion": "0.2.0"}},
         }
 
     operations = {
@@ -336,6 +375,9 @@ def build_document(prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:
         "sendCommandAll": op("send", "commandAll", ["SignedCommand"], "The platform commands every terminal"),
         "sendCommandGrid": op("send", "commandGrid", ["SignedCommand"], "The platform commands one grid's terminals"),
         "sendCommandTerminal": op("send", "commandTerminal", ["SignedCommand"], "The platform commands one terminal"),
+        "sendReceipt": op("send", "receiptTerminal", ["Receipt"],
+                          "The platform tells one terminal which of its messages are stored (QoS 0: a lost one costs a re-send)",
+                          qos=0),
     }
 
     description = "\n".join(
@@ -356,6 +398,9 @@ def build_document(prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:
             "",
             "Answering:",
             *[f"- {text}" for text in ANSWERS],
+            "",
+            "Delivery (the terminal's duties):",
+            *[f"- {text}" for text in DELIVERY],
             "",
             f"The signed examples use a documentation-only key (kid `{EXAMPLE_KID}`, public key in "
             "`x-gridwatch-example-public-key`); a terminal trusts only the platform key it is provisioned with.",
@@ -378,6 +423,7 @@ def build_document(prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:
             },
             "x-gridwatch-rules": [{"dead_letter_reason": r, "rule": t} for r, t in RULES],
             "x-gridwatch-command-verification": [{"rejection": r.value, "rule": t} for r, t in VERIFICATION],
+            "x-gridwatch-delivery": DELIVERY,
             "x-gridwatch-example-public-key": EXAMPLE_PUBLIC_PEM,
         },
         "defaultContentType": "application/json",
@@ -446,6 +492,9 @@ def render_readme(doc: dict[str, Any]) -> str:
         lines.append(f"| `{ch['address']}` | {direction} | {payload} | {'yes' if o['bindings']['mqtt']['retain'] else 'no'} |")
     lines += ["", "## Transport", "", *[f"- {n}" for n in NOTES], "", "## Rules and dead-letter reasons", ""]
     lines += ["| reason | rule |", "| --- | --- |", *[f"| `{r}` | {t} |" for r, t in RULES], ""]
+    lines += ["## Delivery: receipts and re-sends", "",
+              "A fix or event is safe only when the platform has committed it; the terminal holds it until then.", "",
+              *[f"- {t}" for t in DELIVERY], ""]
     lines += [
         "## Commands: verifying and answering",
         "",

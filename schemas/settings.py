@@ -76,6 +76,24 @@ class Settings(BaseSettings):
         "false quarantines them as dead letters (unregistered_terminal) that never reach live state"
     )
 
+    # --- Delivery receipts and subscription (issue 14: a broker restart must not lose fixes) ---
+    ingest_receipts: bool = Field(
+        True, description="Ingest: after each commit, tell each terminal which of its seqs are stored "
+        "({prefix}/rcpt/t/{id}, QoS 0); terminals re-send what no receipt names. Off only to measure their cost"
+    )
+    ingest_receipt_interval_s: float = Field(
+        1.0, description="Ingest: at most one receipt per terminal this often (seqs stored meanwhile are coalesced)"
+    )
+    ingest_shared: bool = Field(
+        False, description="Ingest: subscribe through the shared group GRIDWATCH_INGEST_SHARE_GROUP (several ingest "
+        "processes split the load). Mosquitto 2.0 does not restore a shared subscription after a broker restart: "
+        "a single ingest uses a plain one (the default), which the broker keeps"
+    )
+    ingest_shared_session_expiry_s: int = Field(
+        600, description="Ingest, shared only: session expiry of each member, so a member that never returns leaves "
+        "the group (and stops being queued for) after this long; terminals re-send what its queue held"
+    )
+
     # --- Live state semantics ---
     online_window_s: int = Field(120, description="A terminal is online when its last fix or heartbeat is younger than this")
     timezone: str = Field("Asia/Shanghai", description="Time zone of the bureau: 'today' starts at its midnight")

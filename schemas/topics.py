@@ -9,6 +9,7 @@ Topic grammar (prefix default ``gw/v1``)::
     {prefix}/cmd/all                  platform -> every terminal, a Command
     {prefix}/cmd/grid/{grid_code}     platform -> terminals of one grid
     {prefix}/cmd/t/{terminal_id}      platform -> one terminal
+    {prefix}/rcpt/t/{terminal_id}     platform -> one terminal, a Receipt: which of its seqs are stored
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ class Topics:
 
     def cmd_terminal(self, terminal_id: str) -> str:
         return f"{self.prefix}/cmd/t/{terminal_id}"
+
+    def receipt(self, terminal_id: str) -> str:
+        """Where ingest tells one terminal which of its messages are stored (schemas.receipt)."""
+        return f"{self.prefix}/rcpt/t/{terminal_id}"
 
     def parse_terminal(self, topic: str) -> TerminalTopic | None:
         """``{prefix}/t/{id}/{channel}`` -> TerminalTopic; anything else -> None."""

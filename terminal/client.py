@@ -8,11 +8,17 @@
   restarts (``terminal.seqstate``: persisted in blocks in a small state file when ``state_path`` is
   given; without one it starts at the current Unix time in milliseconds, which still increases
   across restarts as long as the terminal averages under one message per millisecond).
-* Offline buffering: while not connected, fixes, events and acks go into an ordered, bounded
-  buffer (``terminal.buffer``, optionally persisted as JSON lines). After reconnecting — and after paho has re-sent
-  what was in flight when the connection broke — the buffer is flushed IN ORDER: each run of
-  consecutive fixes as JSON arrays of at most ``max_array`` fixes and ``max_payload_bytes`` bytes
-  (``terminal.chunking``), events and acks one by one in between.
+* Delivery (end to end): every fix and event goes into an ordered, bounded buffer
+  (``terminal.buffer``, optionally persisted) and STAYS there until a delivery receipt from the
+  platform (``{prefix}/rcpt/t/{id}``, ``schemas.receipt``) names its ``seq``: a PUBACK only means
+  the broker has it, and a broker restart or crash can lose it. What no receipt names within
+  ``receipt_timeout_s`` of sending is re-sent byte for byte (same ``seq`` and ``ts``: the
+  platform stores a repeat once), the wait doubling per re-send up to ``receipt_max_wait_s``.
+  Acks (no seq) leave the buffer at their PUBACK.
+* Offline: while not connected, new messages wait in the buffer unsent. After reconnecting — and
+  after paho has re-sent what was in flight when the connection broke — the unsent ones are sent
+  IN ORDER: each run of consecutive fixes as JSON arrays of at most ``max_array`` fixes and
+  ``max_payload_bytes`` bytes (``terminal.chunking``), events and acks one by one in between.
 * Commands: subscribes to ``cmd/t/{id}``, ``cmd/grid/{g}`` for each of its grids and ``cmd/all``.
   Each is a ``SignedCommand``: verified with the platform's public key (``platform_key``), its
   address (``to``) and expiry first; a refused one is answered ``rejected`` with the reason
@@ -54,12 +60,13 @@ from schemas.events import (
     Sos,
 )
 from schemas.gps import GpsFix
+from schemas.receipt import Receipt
 from schemas.signing import CommandRefused, CommandRejection, verify_command
 from schemas.status import TerminalStatus
 from schemas.topics import Channel, Topics
-from terminal.buffer import OfflineBuffer, Outgoing
-from terminal.chunking import chunk_outgoing
-from terminal.mqtt import ConnectionOptions, MqttConnection, NetworkLoop
+from terminal.buffer import DeliveryBuffer, Entry, Outgoing
+from terminal.chunking import chunk_entries
+from terminal.mqtt import ConnectionOptions, MqttConnection, NetworkLoop, TimerHandle
 from terminal.seqstate import SeqState
 
 log = logging.getLogger(__name__)
@@ -94,7 +101,12 @@ class TerminalConfig:
     prefix: str = "gw/v1"
     state_path: Path | None = None  # seq and seen command ids survive restarts
     buffer_path: Path | None = None  # the offline buffer survives restarts (at-least-once)
-    buffer_max: int = 20_000  # entries; beyond it the oldest fix is dropped (events are kept longer)
+    buffer_max: int = 20_000  # held entries (unsent + unconfirmed); beyond it the oldest fix is dropped, and counted
+    # Held until a receipt names them; re-sent when none has after this long (doubling per re-send, up to the max).
+    # False: a platform without receipts; fixes and events leave at their PUBACK (a broker restart can lose them).
+    await_receipts: bool = True
+    receipt_timeout_s: float = 30.0
+    receipt_max_wait_s: float = 300.0
     max_array: int = 500  # fixes per flushed array
     max_payload_bytes: int = 64 * 1024  # the platform's limit (Settings.max_payload_bytes)
     app_version: str = APP_VERSION
@@ -116,6 +128,8 @@ class ClientStats:
     invalid_commands: int = 0
     flushed_messages: int = 0  # messages published by buffer flushes
     buffer_dropped: int = 0
+    receipts: int = 0  # receipts received
+    bad_receipts: int = 0
 
 
 CommandHandler = Callable[["TerminalClient", Command, str], None]
@@ -151,12 +165,13 @@ class TerminalClient:
         self.battery = battery
         self.stats = ClientStats()
         self.seq = SeqState(config.state_path, seen_max=config.seen_commands_max)
-        self.buffer = OfflineBuffer(config.buffer_max, config.buffer_path)
+        self.buffer = DeliveryBuffer(config.buffer_max, config.buffer_path)
         self._own_loop = loop is None
         self.loop = loop or NetworkLoop(name=f"gw-terminal-{self.id}")
         self._ready = False  # connected AND the buffer flushed: new messages go straight out
         self._unacked: set[int] = set()  # mids handed to paho, not yet PUBACKed
-        self._flush_mids: set[int] = set()
+        self._release_at_puback: dict[int, list[int]] = {}  # mid -> buffer keys that leave at its PUBACK
+        self._resend_timer: TimerHandle | None = None
         self._build_lock = threading.Lock()
         self._started = False
         will = TerminalStatus(online=False)
@@ -227,7 +242,13 @@ class TerminalClient:
 
     @property
     def buffered(self) -> int:
-        return len(self.buffer)
+        """Made while offline, not sent yet."""
+        return self.buffer.unsent
+
+    @property
+    def unconfirmed(self) -> int:
+        """Sent, no receipt yet."""
+        return self.buffer.unconfirmed
 
     @property
     def in_flight(self) -> int:
@@ -245,9 +266,18 @@ class TerminalClient:
         """Until connected, the buffer is empty and every message published is PUBACKed."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._ready and not self.buffer.items and not self._unacked:
+            if self._ready and not self.buffer.unsent and not self._unacked:
                 return True
             time.sleep(0.01)
+        return False
+
+    def wait_confirmed(self, timeout: float = 30.0) -> bool:
+        """Until the buffer is empty: every fix and event named by a receipt (stored by the platform)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._ready and not len(self.buffer) and not self._unacked:
+                return True
+            time.sleep(0.02)
         return False
 
     # --- sending ----------------------------------------------------------------------
@@ -274,7 +304,7 @@ class TerminalClient:
                 battery_pct=battery_pct,
             )
             self.stats.fixes += 1
-            self._call(self._submit, Outgoing(Channel.GPS, dump(fix)))
+            self._call(self._submit, Outgoing(Channel.GPS, dump(fix), fix.seq))
         return fix
 
     def send_event(
@@ -295,7 +325,7 @@ class TerminalClient:
                 fields["body"] = body
             event = model(**fields)
             self.stats.events += 1
-            self._call(self._submit, Outgoing(Channel.EVENT, dump(event)))
+            self._call(self._submit, Outgoing(Channel.EVENT, dump(event), event.seq))
         return event
 
     def send_ack(self, command_id: UUID | str, status: AckStatus | str, note: str | None = None) -> CommandAck:
@@ -313,11 +343,22 @@ class TerminalClient:
             self.loop.call_soon_threadsafe(lambda: fn(*args, **kwargs))
 
     def _submit(self, item: Outgoing) -> None:
+        entry = self.buffer.append(item)  # held from now until a receipt (or, for an ack, its PUBACK)
+        self.stats.buffer_dropped = self.buffer.dropped
         if self._ready and self.conn.connected:
-            self._publish(item)
-        else:
-            self.buffer.append(item)
-            self.stats.buffer_dropped = self.buffer.dropped
+            self._send([entry])
+
+    def _send(self, entries: list[Entry]) -> int:
+        """Publish held entries (runs of fixes as arrays); returns the number of messages."""
+        sent = 0
+        for message, carried in chunk_entries(entries, self.config.max_array, self.config.max_payload_bytes):
+            mid = self._publish(message)
+            sent += 1
+            leave = [e.key for e in carried if e.item.seq is None or not self.config.await_receipts]
+            if leave:
+                self._release_at_puback[mid] = leave
+        self.buffer.mark_sent(entries, time.monotonic())
+        return sent
 
     def _publish(self, item: Outgoing, *, retain: bool = False) -> int:
         mid = self.conn.publish(self.topics.terminal(self.id, item.channel), item.payload, retain=retain)
@@ -333,7 +374,10 @@ class TerminalClient:
     def _on_connected(self) -> None:
         self._publish_status(True)
         t = self.topics
-        self.conn.subscribe([t.cmd_terminal(self.id), *(t.cmd_grid(g) for g in self.config.grids), t.cmd_all])
+        self.conn.subscribe([t.cmd_terminal(self.id), *(t.cmd_grid(g) for g in self.config.grids), t.cmd_all,
+                             t.receipt(self.id)])
+        if self.config.await_receipts and self._resend_timer is None:
+            self._resend_timer = self.loop.call_later(self._resend_check_s, self._resend_overdue)
         # paho re-sends what was in flight when the link broke right after this callback returns;
         # flushing on the next loop turn keeps the buffered messages after those.
         self.loop.call_soon(self._flush)
@@ -341,13 +385,27 @@ class TerminalClient:
     def _flush(self) -> None:
         if not self.conn.connected:
             return
-        items = self.buffer.drain()
-        if items:
-            for out in chunk_outgoing(items, self.config.max_array, self.config.max_payload_bytes):
-                self._flush_mids.add(self._publish(out))
-                self.stats.flushed_messages += 1
-            log.debug("%s: flushed %d buffered messages", self.id, len(items))
+        entries = self.buffer.take_unsent()
+        if entries:
+            self.stats.flushed_messages += self._send(entries)
+            log.debug("%s: flushed %d buffered messages", self.id, len(entries))
         self._ready = True
+
+    @property
+    def _resend_check_s(self) -> float:
+        return max(0.2, min(self.config.receipt_timeout_s / 4, 5.0))
+
+    def _resend_overdue(self) -> None:
+        """Re-send what no receipt has named in time (the platform may never have stored it)."""
+        self._resend_timer = None
+        if not self.conn._wanted:  # stopped
+            return
+        if self._ready and self.conn.connected:
+            due = self.buffer.due(time.monotonic(), self.config.receipt_timeout_s, self.config.receipt_max_wait_s)
+            if due:
+                log.debug("%s: re-sending %d unconfirmed messages", self.id, len(due))
+                self._send(due)
+        self._resend_timer = self.loop.call_later(self._resend_check_s, self._resend_overdue)
 
     def _on_disconnected(self, reason: str) -> None:
         self._ready = False
@@ -356,12 +414,14 @@ class TerminalClient:
 
     def _on_published(self, mid: int) -> None:
         self._unacked.discard(mid)
-        if mid in self._flush_mids:
-            self._flush_mids.discard(mid)
-            if not self._flush_mids:
-                self.buffer.forget_persisted()
+        keys = self._release_at_puback.pop(mid, None)
+        if keys:
+            self.buffer.release(keys)
 
     def _on_message(self, topic: str, payload: bytes) -> None:
+        if topic == self.topics.receipt(self.id):
+            self._on_receipt(payload)
+            return
         try:
             command = verify_command(self.config.platform_key, payload, self.id, self.clock())
         except CommandRefused as refused:
@@ -379,6 +439,16 @@ class TerminalClient:
                 self.on_command(self, command, topic)
             except Exception:
                 log.exception("%s: command handler failed", self.id)
+
+    def _on_receipt(self, payload: bytes) -> None:
+        try:
+            receipt = Receipt.model_validate_json(payload)
+        except ValueError as exc:  # pydantic.ValidationError is a ValueError
+            self.stats.bad_receipts += 1
+            log.warning("%s: unreadable receipt ignored (%s); payload %r", self.id, str(exc)[:200], payload[:200])
+            return
+        self.stats.receipts += 1
+        self.buffer.confirm([tuple(r) for r in receipt.seqs])
 
     def _refuse(self, topic: str, payload: bytes, refused: CommandRefused) -> None:
         """Answer ``rejected`` with the reason when the command could be read; count and log it either way."""

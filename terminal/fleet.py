@@ -28,7 +28,9 @@ class FleetTotals:
     acks: int
     commands: int
     refused: int
-    buffered: int
+    buffered: int  # made while offline, not sent yet
+    unconfirmed: int  # sent, no receipt yet
+    resent: int  # re-sends of messages no receipt named in time
     in_flight: int
     buffer_dropped: int
     connects: int
@@ -118,7 +120,9 @@ class TerminalFleet:
             acks=sum(c.stats.acks for c in cs),
             commands=sum(c.stats.commands for c in cs),
             refused=sum(c.stats.invalid_commands for c in cs),
-            buffered=sum(len(c.buffer) for c in cs),
+            buffered=sum(c.buffer.unsent for c in cs),
+            unconfirmed=sum(c.buffer.unconfirmed for c in cs),
+            resent=sum(c.buffer.stats.resent for c in cs),
             in_flight=sum(len(c._unacked) for c in cs),
             buffer_dropped=sum(c.buffer.dropped for c in cs),
             connects=sum(c.conn.stats.connects for c in cs),

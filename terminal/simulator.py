@@ -340,7 +340,7 @@ class Simulator:
         self.fleet.loop.run_sync(resume_all)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and any(
-            len(c.buffer) or not c._ready for c in self.fleet.clients.values()
+            c.buffer.unsent or not c._ready for c in self.fleet.clients.values()
         ):
             time.sleep(0.05)
         self.fleet.stop(graceful=True)

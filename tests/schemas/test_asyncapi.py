@@ -18,6 +18,7 @@ from schemas.ack import CommandAck
 from schemas.commands import Command, SignedCommand
 from schemas.events import parse_event
 from schemas.gps import parse_gps_payload
+from schemas.receipt import Receipt
 from schemas.signing import CommandRefused, CommandRejection, load_public_key, verify_command
 from schemas.status import TerminalStatus
 from schemas.topics import Channel, Topics
@@ -60,14 +61,17 @@ def test_every_ref_resolves_and_every_topic_has_a_channel() -> None:
         t.cmd_all,
         t.cmd_grid("{grid_code}"),
         t.cmd_terminal("{terminal_id}"),
+        t.receipt("{terminal_id}"),
     }
     for c in doc["channels"].values():
         for p in c.get("parameters", {}):
             assert "{" + p + "}" in c["address"]
     actions = {o["channel"]["$ref"].split("/")[-1]: o["action"] for o in doc["operations"].values()}
     assert all(a == "receive" for ch, a in actions.items() if ch.startswith("terminal"))
-    assert all(a == "send" for ch, a in actions.items() if ch.startswith("command"))
-    assert all(o["bindings"]["mqtt"]["qos"] == 1 for o in doc["operations"].values())
+    assert all(a == "send" for ch, a in actions.items() if ch.startswith(("command", "receipt")))
+    # QoS 1 everywhere but receipts: a lost receipt costs one re-send, so it needs no PUBACK (schemas.receipt)
+    qos = {o["channel"]["$ref"].split("/")[-1]: o["bindings"]["mqtt"]["qos"] for o in doc["operations"].values()}
+    assert qos.pop("receiptTerminal") == 0 and set(qos.values()) == {1}
     will = doc["servers"]["local"]["bindings"]["mqtt"]["lastWill"]
     assert will["retain"] is True and json.loads(will["message"]) == {"online": False}
     reasons = {r["dead_letter_reason"] for r in doc["info"]["x-gridwatch-rules"]}
@@ -122,6 +126,7 @@ def test_examples_validate_against_the_models() -> None:
         "CommandAck": CommandAck.model_validate_json,
         "TerminalStatus": TerminalStatus.model_validate_json,
         "SignedCommand": lambda b: Command.model_validate_json(SignedCommand.model_validate_json(b).cmd),
+        "Receipt": Receipt.model_validate_json,
     }
     seen_kinds = set()
     for name, items in asyncapi.examples().items():

@@ -6,15 +6,18 @@ import json
 import socket
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 from schemas.ack import AckStatus
 from schemas.commands import Command
 from schemas.events import EventKind, SosBody, parse_event
 from schemas.gps import parse_gps_payload
+from schemas.receipt import Receipt
 from schemas.signing import sign_command
 from schemas.status import TerminalStatus
 from schemas.topics import Topics
+from terminal.buffer import DeliveryBuffer
 from terminal.client import TerminalClient, TerminalConfig
 
 
@@ -154,10 +157,57 @@ def test_persisted_buffer_survives_a_restart(broker, prefix, tmp_path: Path, raw
     try:
         assert again.wait_delivered(10)
         msgs = sub.wait_for(lambda ms: gps_seqs(ms))
+        assert again.unconfirmed == 5  # the broker has them; only a receipt lets them go
+        sub.publish(Topics(prefix).receipt(tid), Receipt(seqs=[(seqs[0], seqs[-1])], ts=datetime.now(UTC)).model_dump_json())
+        assert again.wait_confirmed(10)
     finally:
         again.stop()
     assert gps_seqs(msgs) == [seqs]
-    assert paths["buffer_path"].read_text() == ""
+    restarted = DeliveryBuffer(100, paths["buffer_path"])
+    assert len(restarted) == 0, "a confirmed fix is not sent again after a restart"
+    restarted.close()
+
+
+def test_unconfirmed_fixes_are_resent_byte_for_byte_until_a_receipt(broker, prefix, raw_subscriber, clear_retained) -> None:
+    sub = raw_subscriber([f"{prefix}/t/+/gps", f"{prefix}/t/+/event"])
+    c = make_client(broker, prefix, receipt_timeout_s=1.0).start()
+    clear_retained.append(Topics(prefix).terminal(c.id, "status"))
+    try:
+        assert c.wait_connected(10)
+        fixes = [c.send_fix(28.26, 117.03).seq for _ in range(3)]
+        ev = c.send_event(EventKind.SOS, SosBody(text="help"), lat=28.26, lon=117.03).seq
+        first = sub.wait_for(lambda ms: len(ms) >= 4)[:4]
+        # nobody confirms: after the timeout all four come again, the same bytes (same seq and ts)
+        again = sub.wait_for(lambda ms: len(ms) >= 5, timeout=10)[4:]
+        assert again, "nothing re-sent"
+        resent = {p for m in again for p in ([json.dumps(f) for f in json.loads(m.payload)] if m.payload.startswith(b"[") else [m.payload.decode()])}
+        original = {m.payload.decode() for m in first}
+        assert {json.dumps(json.loads(p), sort_keys=True) for p in resent} <= {json.dumps(json.loads(p), sort_keys=True) for p in original}
+        sub.publish(Topics(prefix).receipt(c.id), Receipt(seqs=[(fixes[0], ev)], ts=datetime.now(UTC)).model_dump_json())
+        assert c.wait_confirmed(10) and c.stats.receipts == 1
+        quiet_from = len(sub.messages)
+        time.sleep(2.5)  # past two timeouts: nothing more is sent
+        assert len(sub.messages) == quiet_from
+    finally:
+        c.stop()
+
+
+def test_an_unreadable_receipt_is_ignored(broker, prefix, raw_subscriber, clear_retained) -> None:
+    sub = raw_subscriber([])
+    c = make_client(broker, prefix).start()
+    clear_retained.append(Topics(prefix).terminal(c.id, "status"))
+    try:
+        assert c.wait_connected(10)
+        seq = c.send_fix(28.26, 117.03).seq
+        assert c.wait_delivered(10)
+        for bad in (b"{", b'{"seqs":[[5,1]],"ts":"2026-01-01T00:00:00Z"}', b'{"seqs":[]}'):
+            sub.publish(Topics(prefix).receipt(c.id), bad)
+        deadline = time.monotonic() + 10
+        while c.stats.bad_receipts < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert c.stats.bad_receipts == 3 and c.buffer.holds(seq) and c.connected
+    finally:
+        c.stop()
 
 
 def test_last_will_retained_when_the_client_dies(broker, prefix, raw_subscriber, clear_retained) -> None:
