@@ -59,6 +59,9 @@ class NoRecipients(ValueError):
     """The target resolved to no terminal (nobody online there, or an empty grid): nothing to send."""
 
 
+# What an amendment or a cancellation carries over from the order (the Command's content fields).
+ORDER_FIELDS = ("kind", "priority", "title", "body", "lat", "lon", "place_radius_m", "deadline", "expires_at")
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -158,11 +161,8 @@ def amend(conn, settings: Settings, order_id: UUID, amendment: OrderAmendment, a
         raise ValueError("expires_at is in the past")
     command_id = uuid.uuid4()
     with conn.transaction():
-        row = store.lock_order(conn, order_id)
-        if row is None or row["state"] != OrderState.ACTIVE:
-            raise OrderNotActive(order_id, row and row["state"])
-        fields = {k: row[k] for k in ("kind", "priority", "title", "body", "lat", "lon", "place_radius_m",
-                                      "deadline", "expires_at")}
+        row = _lock_active(conn, order_id)
+        fields = {k: row[k] for k in ORDER_FIELDS}
         fields.update(changes)
         fields.update({k: getattr(amendment, k) for k in ("deadline", "expires_at") if getattr(amendment, k)})
         revision = row["revision"] + 1
@@ -178,6 +178,14 @@ def amend(conn, settings: Settings, order_id: UUID, amendment: OrderAmendment, a
     return command_id
 
 
+def _lock_active(conn, order_id: UUID) -> dict:
+    """The order's row, locked for this transaction; OrderNotActive unless it is active."""
+    row = store.lock_order(conn, order_id)
+    if row is None or row["state"] != OrderState.ACTIVE:
+        raise OrderNotActive(order_id, row and row["state"])
+    return row
+
+
 def cancel(conn, settings: Settings, order_id: UUID, cancellation: OrderCancellation, actor: str) -> UUID:
     """Stand down: the order is cancelled, its unfinished recipients ``cancelled``, and a cancel
     command (tracked like the first) goes to the same recipients; returns its id. Raises OrderNotActive."""
@@ -185,11 +193,8 @@ def cancel(conn, settings: Settings, order_id: UUID, cancellation: OrderCancella
     now = _now()
     command_id = uuid.uuid4()
     with conn.transaction():
-        row = store.lock_order(conn, order_id)
-        if row is None or row["state"] != OrderState.ACTIVE:
-            raise OrderNotActive(order_id, row and row["state"])
-        fields = {k: row[k] for k in ("kind", "priority", "title", "body", "lat", "lon", "place_radius_m",
-                                      "deadline", "expires_at")}
+        row = _lock_active(conn, order_id)
+        fields = {k: row[k] for k in ORDER_FIELDS}
         if cancellation.reason:
             fields["body"] = cancellation.reason  # what the officer reads on the stand-down
         content = command_content(fields, CommandAction.CANCEL, row["revision"], order_id, actor, now)
