@@ -49,6 +49,7 @@ CHECKPOINT_S = 10.0  # terminal state is written at most this often (a restart r
 SWEEP_EVERY_S = 60.0
 SEEN_MARGIN = timedelta(minutes=30)  # evaluated-event keys are kept this much longer than the sweep reaches back
 REGISTRY_EVERY_S = 30.0
+FAILURE_BACKOFF_S = 5.0  # after an unexpected error, before the loop tries again
 ALERTING_KINDS = {EventKind.SOS.value, EventKind.REPORT.value, EventKind.INSPECTION_COMPLETED.value}
 CONDITION_KINDS = (AlertKind.OFFLINE, AlertKind.OUTSIDE_GRID, AlertKind.LOW_BATTERY, AlertKind.COMPLAINT_SURGE)
 
@@ -115,6 +116,9 @@ class AlertEngine:
                 except psycopg.OperationalError as exc:
                     log.error("PostgreSQL unavailable (%s); reconnecting", str(exc).strip()[:200])
                     self._reconnect("conn")
+                except Exception:  # a defect or a schema problem: keep the process (and the state loop) alive
+                    log.exception("events step failed (nothing committed); retrying in %.0f s", FAILURE_BACKOFF_S)
+                    self.stop_event.wait(FAILURE_BACKOFF_S)
                 self._wait_for_news()
         finally:
             self.stop_event.set()
@@ -130,6 +134,9 @@ class AlertEngine:
             except psycopg.OperationalError as exc:
                 log.error("PostgreSQL unavailable to the state cycle (%s); reconnecting", str(exc).strip()[:200])
                 self._reconnect("state_conn")
+            except Exception:  # without this the thread would die quietly and condition alerts stop
+                log.exception("state cycle failed (nothing committed); retrying in %.0f s", FAILURE_BACKOFF_S)
+                self.stop_event.wait(FAILURE_BACKOFF_S)
             self.stop_event.wait(max(0.0, self.s.alerts_state_s - (time.monotonic() - started)))
         try:
             if self.state_conn is not None and not self.state_conn.closed:
@@ -248,8 +255,7 @@ class AlertEngine:
                     log.warning("sweep found %d events committed after the mark had passed them", len(new))
                 self._fold_events(new)
                 lang = self.s.language
-                with self._lock:
-                    findings = rules.sos(new, self.people, self.states, lang) + rules.serious(new, self.people, lang)
+                findings = self._findings(new, lang)
                 self._count(lifecycle.raise_findings(conn, findings))
                 self.stats.events += len(new)
             if not sweep and read:
@@ -265,6 +271,21 @@ class AlertEngine:
                     store.advance_mark(conn, "status", max(r[3] for r in rows))
         return read
 
+    def _findings(self, events: list[EventIn], lang: str) -> list:
+        """The event rules' findings. Should the rules choke on one event, judge them one by one and
+        skip that one (logged): one odd event must not hold back every SOS after it."""
+        with self._lock:
+            try:
+                return rules.sos(events, self.people, self.states, lang) + rules.serious(events, self.people, lang)
+            except Exception:
+                out: list = []
+                for e in events:
+                    try:
+                        out += rules.sos([e], self.people, self.states, lang) + rules.serious([e], self.people, lang)
+                    except Exception:
+                        log.exception("alert rules failed on event %s seq %s (%s); skipped", e.terminal_id, e.seq, e.kind)
+                return out
+
     def _fold_events(self, events: list[EventIn]) -> None:
         with self._lock:
             self._fold_events_locked(events)
@@ -274,7 +295,10 @@ class AlertEngine:
             self._seen(e.terminal_id, min(e.ts, e.received_at))
             if e.kind == EventKind.HEARTBEAT and (e.body or {}).get("battery_pct") is not None:
                 st = self.states.get(e.terminal_id) or TerminalState(e.terminal_id)
-                self._set(rules.observe_battery(st, float(e.body["battery_pct"]), e.ts, self.th))
+                try:
+                    self._set(rules.observe_battery(st, float(e.body["battery_pct"]), e.ts, self.th))
+                except (TypeError, ValueError):
+                    log.warning("heartbeat of %s seq %s has no readable battery level; ignored", e.terminal_id, e.seq)
 
     def _seen(self, tid: str, at: datetime) -> None:
         if tid not in self.people and tid not in self.states:

@@ -187,3 +187,25 @@ def test_an_sos_from_a_terminal_registered_after_the_engine_started_names_its_pe
     engine.events_cycle()
     assert db.execute("SELECT detail->>'person_name', detail->>'role' FROM alert WHERE subject = %s", (tid,)).fetchone() == (
         "新来的", "informant")
+
+
+def test_an_event_a_rule_chokes_on_is_skipped_and_the_sos_beside_it_still_alerts(db, person, engine, monkeypatch):
+    # a defect in a rule, shown by one event (seq 1): that event is skipped and logged, the rest judged
+    from alerts import engine as engine_module
+
+    real = engine_module.rules.serious
+
+    def choking(events, *args):
+        if any(e.seq == 1 for e in events):
+            raise KeyError("a field the rule did not expect")
+        return real(events, *args)
+
+    monkeypatch.setattr(engine_module.rules, "serious", choking)
+    now = datetime.now(timezone.utc)
+    insert_event(db, person, 1, "sos", {"text": "odd"}, ts=now)
+    insert_event(db, person, 2, "sos", {"text": "help"}, ts=now + timedelta(seconds=1))
+    engine.events_cycle()
+    [(_, kind, state, count, _)] = alerts_of(db, person)
+    assert (kind, state, count) == ("sos", "open", 1)  # seq 2's SOS; seq 1 skipped
+    engine.events_cycle()  # the mark moved past both: nothing is retried
+    assert alerts_of(db, person)[0][3] == 1
