@@ -108,18 +108,9 @@ def clear(conn: psycopg.Connection, kind: AlertKind, subjects: Iterable[str]) ->
     subjects = list(subjects)
     if not subjects:
         return []
-    rows = conn.execute(
-        """UPDATE alert SET cleared_at = now(),
-               state = CASE WHEN state = 'acknowledged' THEN 'resolved' ELSE state END,
-               resolved_at = CASE WHEN state = 'acknowledged' THEN now() ELSE resolved_at END,
-               resolved_by = CASE WHEN state = 'acknowledged' THEN %s ELSE resolved_by END
-           WHERE kind = %s AND subject = ANY(%s) AND state <> 'resolved' AND cleared_at IS NULL
-           RETURNING id, state""",
-        (SYSTEM_ACTOR, kind.value, subjects),
-    ).fetchall()
-    _record(conn, [(aid, AlertAction.CLEAR, "resolved: condition ended" if st == AlertState.RESOLVED
-                    else "condition ended; open until acknowledged") for aid, st in rows])
-    return [aid for aid, _ in rows]
+    return _clear(conn, "kind = %s AND subject = ANY(%s)", (kind.value, subjects),
+                  lambda state: "resolved: condition ended" if state == AlertState.RESOLVED
+                  else "condition ended; open until acknowledged")
 
 
 def clear_by_key(conn: psycopg.Connection, dedup_keys: Iterable[str]) -> list[int]:
@@ -127,16 +118,22 @@ def clear_by_key(conn: psycopg.Connection, dedup_keys: Iterable[str]) -> list[in
     keys = list(dedup_keys)
     if not keys:
         return []
+    return _clear(conn, "dedup_key = ANY(%s)", (keys,), lambda state: "condition ended")
+
+
+def _clear(conn: psycopg.Connection, which: str, params: tuple, note) -> list[int]:
+    """One clearing for both: ``which`` is a constant SQL condition choosing the alerts; ``note(state)``
+    the words recorded with each CLEAR action."""
     rows = conn.execute(
         """UPDATE alert SET cleared_at = now(),
                state = CASE WHEN state = 'acknowledged' THEN 'resolved' ELSE state END,
                resolved_at = CASE WHEN state = 'acknowledged' THEN now() ELSE resolved_at END,
                resolved_by = CASE WHEN state = 'acknowledged' THEN %s ELSE resolved_by END
-           WHERE dedup_key = ANY(%s) AND state <> 'resolved' AND cleared_at IS NULL
+           WHERE """ + which + """ AND state <> 'resolved' AND cleared_at IS NULL
            RETURNING id, state""",
-        (SYSTEM_ACTOR, keys),
+        (SYSTEM_ACTOR, *params),
     ).fetchall()
-    _record(conn, [(aid, AlertAction.CLEAR, "condition ended") for aid, _ in rows])
+    _record(conn, [(aid, AlertAction.CLEAR, note(state)) for aid, state in rows])
     return [aid for aid, _ in rows]
 
 
