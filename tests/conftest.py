@@ -79,3 +79,10 @@ def test_settings(base_settings: Settings, pg_dsn: str, redis_prefix: str, topic
         "ingest_client_id": f"gw-test-ingest-{tag}", "ingest_share_group": f"test{tag}",
         "ingest_batch_ms": 50, "stats_interval_s": 2.0, "grid_reload_s": 1.0,
     })
+
+
+@pytest.fixture
+def db(pg_dsn):
+    """An autocommit connection to this session's database (or a test's own, where it overrides pg_dsn)."""
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        yield conn

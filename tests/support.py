@@ -34,6 +34,11 @@ class ServiceProcess:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def wait_for_log(self, marker: str, what: str, timeout: float = 20.0) -> "ServiceProcess":
+        """Wait until the process has logged ``marker`` (it is ready); fail with its log otherwise."""
+        wait_until(lambda: marker in self.log_text(), timeout=timeout, what=what, context=self.log_text)
+        return self
+
 
 def wait_until(predicate, timeout: float = 20.0, interval: float = 0.1, what: str = "condition", context=None):
     """Poll ``predicate`` until it is truthy; on time-out fail naming ``what`` (plus ``context()``,

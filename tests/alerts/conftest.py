@@ -12,7 +12,7 @@ import pytest
 
 from alerts.engine import AlertEngine
 from tests.ingest.conftest import Terminal, ingest, terminal  # noqa: F401  (fixtures re-exported)
-from tests.support import ServiceProcess, wait_until
+from tests.support import ServiceProcess
 
 
 def _square(lon0: float) -> str:
@@ -53,12 +53,6 @@ def person(pg_dsn, registry):
         conn.execute("INSERT INTO person_grid (person_id, grid_code, role) VALUES (%s, 'X1', 'level2_supervisor')", (pid,))
         conn.execute("INSERT INTO terminal (terminal_id, person_id) VALUES (%s, %s)", (tid, pid))
     return tid
-
-
-@pytest.fixture
-def db(pg_dsn):
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        yield conn
 
 
 @pytest.fixture
@@ -106,7 +100,7 @@ def actions_of(db, alert_id: int) -> list[tuple[str, str]]:
 def alerts_proc(alert_settings, tmp_path):
     """``python -m alerts`` running against this test's database and Redis keys."""
     proc = ServiceProcess("alerts", alert_settings, tmp_path / "alerts.log").start()
-    wait_until(lambda: "alerts engine started" in proc.log_text(), what="the alerts engine to start", timeout=30)
+    proc.wait_for_log("alerts engine started", "the alerts engine to start", timeout=30)
     yield proc
     proc.stop()
 

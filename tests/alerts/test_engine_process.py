@@ -55,7 +55,7 @@ def _sos_counted(db, prefix: str) -> int:
 def test_engine_killed_mid_stream_and_restarted_loses_and_doubles_nothing(alert_settings, ingest, terminal, db, tmp_path):
     prefix = f"K{uuid.uuid4().hex[:5]}"
     engine = ServiceProcess("alerts", alert_settings, tmp_path / "alerts1.log").start()
-    wait_until(lambda: "alerts engine started" in engine.log_text(), what="the engine to start", timeout=30)
+    engine.wait_for_log("alerts engine started", "the engine to start", timeout=30)
     pub = threading.Thread(target=_publish_stream, args=(terminal, prefix, 0.5))
     pub.start()
     wait_until(lambda: _sos_counted(db, prefix) > 0, what="the first SOS alerts", timeout=30, interval=0.02)

@@ -14,7 +14,7 @@ import redis
 
 from schemas.settings import Settings
 from schemas.topics import RedisKeys, Topics
-from tests.support import ServiceProcess, wait_until
+from tests.support import ServiceProcess
 
 # Two level-2 grids side by side near Yingtan's centre: A (west of 117.03) and B (east).
 GRID_A = {"type": "Polygon", "coordinates": [[[117.00, 28.24], [117.03, 28.24], [117.03, 28.28], [117.00, 28.28], [117.00, 28.24]]]}
@@ -77,15 +77,9 @@ def terminal(test_settings):
 def ingest(test_settings, tmp_path):
     """``python -m ingest`` running against this test's topics, database and Redis keys."""
     proc = ServiceProcess("ingest", test_settings, tmp_path / "ingest.log").start()
-    wait_until(lambda: "subscribed to" in proc.log_text(), what="ingest to subscribe", timeout=20)
+    proc.wait_for_log("subscribed to", "ingest to subscribe", timeout=20)
     yield proc
     proc.stop()
-
-
-@pytest.fixture
-def db(pg_dsn):
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        yield conn
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ def settings_local(test_settings, local_broker):
 
 def start_ingest(settings, log, **update):
     proc = ServiceProcess("ingest", settings.model_copy(update=update), log).start()
-    wait_until(lambda: "subscribed to" in proc.log_text(), what="ingest to subscribe", timeout=30)
+    proc.wait_for_log("subscribed to", "ingest to subscribe", timeout=30)
     return proc
 
 

@@ -80,7 +80,7 @@ def test_a_tiny_byte_bound_slows_ingest_but_loses_nothing(test_settings, tmp_pat
     s = test_settings.model_copy(update={"ingest_queue_max_bytes": 10 * (PER_MESSAGE_OVERHEAD + 200)})
     proc = ServiceProcess("ingest", s, tmp_path / "ingest.log").start()
     try:
-        wait_until(lambda: "subscribed to" in proc.log_text(), what="ingest to subscribe")
+        proc.wait_for_log("subscribed to", "ingest to subscribe")
         t = "TINB" + uuid.uuid4().hex[:6]
         infos = [terminal.publish(t, "gps", fix(seq), wait=False) for seq in range(2000)]
         for info in infos:

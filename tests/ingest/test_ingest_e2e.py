@@ -100,7 +100,7 @@ def test_bad_messages_are_dead_lettered_and_ingest_keeps_going(ingest, terminal,
 def test_nothing_lost_while_ingest_is_down(test_settings, tmp_path, terminal, db):
     t = tid()
     first = ServiceProcess("ingest", test_settings, tmp_path / "ingest-1.log").start()
-    wait_until(lambda: "subscribed to" in first.log_text(), what="ingest to subscribe")
+    first.wait_for_log("subscribed to", "ingest to subscribe")
     terminal.publish(t, "gps", fix(0))
     wait_until(lambda: count_fixes(db, t) == 1, what="first fix")
     first.stop()
@@ -119,7 +119,7 @@ def test_crash_mid_stream_loses_nothing_and_duplicates_nothing(test_settings, tm
     """kill -9 while a stream flows: unacknowledged batches are redelivered, the key absorbs repeats."""
     t = tid()
     proc = ServiceProcess("ingest", test_settings, tmp_path / "ingest-a.log").start()
-    wait_until(lambda: "subscribed to" in proc.log_text(), what="ingest to subscribe")
+    proc.wait_for_log("subscribed to", "ingest to subscribe")
     infos = []
     for seq in range(3000):
         infos.append(terminal.publish(t, "gps", fix(seq), wait=False))
@@ -147,7 +147,7 @@ def test_database_outage_delays_but_loses_nothing(ingest, terminal, db, pg_dsn):
         try:
             for seq in range(1, 201):
                 terminal.publish(t, "gps", fix(seq))
-            wait_until(lambda: "PostgreSQL write failed" in ingest.log_text(), what="ingest to notice the outage")
+            ingest.wait_for_log("PostgreSQL write failed", "ingest to notice the outage")
         finally:
             admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
     wait_until(lambda: count_fixes(db, t) == 201, timeout=40, what="all fixes after the database returns")

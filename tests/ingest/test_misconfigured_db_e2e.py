@@ -43,14 +43,14 @@ def test_revoked_insert_holds_messages_unacknowledged_until_it_is_granted_again(
     s = test_settings.model_copy(update={"pg_dsn": psycopg.conninfo.make_conninfo(test_settings.pg_dsn, user=ingest_role)})
     proc = ServiceProcess("ingest", s, tmp_path / "ingest.log").start()
     try:
-        wait_until(lambda: "subscribed to" in proc.log_text(), what="ingest to subscribe")
+        proc.wait_for_log("subscribed to", "ingest to subscribe")
         t = "TPRIV" + uuid.uuid4().hex[:6]
         terminal.publish(t, "gps", fix(0))
         wait_until(lambda: count_fixes(db, t) == 1, what="a fix stored with the privilege")
         db.execute(f"REVOKE INSERT ON gps_fix FROM {ingest_role}")
         for seq in range(1, 51):
             terminal.publish(t, "gps", fix(seq))
-        wait_until(lambda: "InsufficientPrivilege" in proc.log_text(), what="ingest to report the missing privilege")
+        proc.wait_for_log("InsufficientPrivilege", "ingest to report the missing privilege")
         assert "permission or schema problem" in proc.log_text()
         assert count_fixes(db, t) == 1 and dead_letters_of(db, t) == 0  # held, not thrown away
         db.execute(f"GRANT INSERT ON gps_fix TO {ingest_role}")
@@ -69,7 +69,7 @@ def test_a_renamed_table_holds_messages_until_it_is_back(ingest, terminal, db):
     try:
         terminal.publish(t, "status", {"online": True})
         terminal.publish(t, "gps", fix(1))
-        wait_until(lambda: "UndefinedTable" in ingest.log_text(), what="ingest to report the missing table")
+        ingest.wait_for_log("UndefinedTable", "ingest to report the missing table")
         assert count_fixes(db, t) == 0 and dead_letters_of(db, t) == 1
     finally:
         db.execute("ALTER TABLE terminal_status_away RENAME TO terminal_status")

@@ -52,7 +52,7 @@ def test_overloaded_ingest_stores_every_fix(test_settings, tmp_path, terminal, d
     dropped_before = broker_dropped(slow)
     prefix = "OV" + uuid.uuid4().hex[:6]
     proc = ServiceProcess("ingest", slow, tmp_path / "ingest.log").start()
-    wait_until(lambda: "subscribed to" in proc.log_text(), what="ingest to subscribe")
+    proc.wait_for_log("subscribed to", "ingest to subscribe")
     try:
         started = time.monotonic()
         infos = [terminal.publish(f"{prefix}{i % N_TERMINALS:03d}", "gps", fix(i // N_TERMINALS), wait=False)

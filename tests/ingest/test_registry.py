@@ -74,7 +74,7 @@ def test_accept_unregistered_stores_them(test_settings, tmp_path, stranger, db):
     s = test_settings.model_copy(update={"accept_unregistered": True})
     proc = ServiceProcess("ingest", s, tmp_path / "ingest.log").start()
     try:
-        wait_until(lambda: "subscribed to" in proc.log_text(), what="ingest to subscribe")
+        proc.wait_for_log("subscribed to", "ingest to subscribe")
         t = tid()
         stranger.publish(t, "gps", [fix(0), fix(1)])
         wait_until(lambda: count_fixes(db, t) == 2, what="the unregistered terminal's fixes")

@@ -35,7 +35,7 @@ def city_dsn(base_settings, tmp_path_factory):
 def city_ingest(test_settings, city_dsn, tmp_path):
     s = test_settings.model_copy(update={"pg_dsn": city_dsn})
     proc = ServiceProcess("ingest", s, tmp_path / "ingest.log").start()
-    wait_until(lambda: "grid loaded" in proc.log_text(), what="ingest to load the demo grid")
+    proc.wait_for_log("grid loaded", "ingest to load the demo grid")
     yield s
     proc.stop()
 

@@ -9,7 +9,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-import psycopg
 import pytest
 import redis
 
@@ -74,12 +73,6 @@ def seed_city(conn, tag: str, per_grid: int = 2) -> City:
 
 
 @pytest.fixture
-def db(pg_dsn):
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        yield conn
-
-
-@pytest.fixture
 def city(db) -> City:
     return seed_city(db, "x" + uuid.uuid4().hex[:6])
 
@@ -122,7 +115,7 @@ def order_settings(test_settings: Settings, keys) -> Settings:
 @pytest.fixture
 def ingest(order_settings, tmp_path):
     proc = ServiceProcess("ingest", order_settings, tmp_path / "ingest.log").start()
-    wait_until(lambda: "subscribed to" in proc.log_text(), what="ingest to subscribe", timeout=30)
+    proc.wait_for_log("subscribed to", "ingest to subscribe", timeout=30)
     yield proc
     proc.stop()
 
