@@ -172,16 +172,41 @@ def bench_browser(w: SyntheticWall, loads: int = 3, watch_s: float = 20) -> dict
     return out
 
 
+def run_soak(w: SyntheticWall, minutes: float, interval_s: float, heap_dir: str | None) -> None:
+    from pathlib import Path
+
+    from playwright.sync_api import sync_playwright
+
+    from bench import wall_soak
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        page = b.new_context(viewport={"width": 1920, "height": 1080}).new_page()
+        page.goto(w.url + "/wall")
+        page.wait_for_function("() => window.gridwatch && window.gridwatch.terminalCount() > 0", timeout=60_000)
+        print(f"Gridwatch wall soak: /wall with {len(w.city.terminals)} terminals moving every second,"
+              f" {minutes:g} min, a sample every {interval_s:g} s", flush=True)
+        samples = wall_soak.soak(page, b, minutes, interval_s, Path(heap_dir) if heap_dir else None)
+        print(wall_soak.summary(samples))
+        b.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60, help="how long to poll the refresh over HTTP")
     ap.add_argument("--no-browser", action="store_true")
+    ap.add_argument("--soak", type=float, metavar="MINUTES", help="only leave /wall open this long and print the renderer's memory")
+    ap.add_argument("--soak-interval", type=float, default=30, metavar="S", help="seconds between memory samples in --soak")
+    ap.add_argument("--heap-dir", help="with --soak: write V8 heap snapshots here (at 1 min and at the end) and print what grew")
     ap.add_argument("--demo", action="store_true", help="the demo city of grid/ (its own terminal count) instead of the synthetic one")
     args = ap.parse_args()
     # the bench polls as a wall PC on the allow-list would
     with SyntheticWall(get_settings(), terminals=1000, entities=70_000, demo=args.demo,
                        extra={"web_wall_addresses": "127.0.0.1"}) as w:
         time.sleep(2)
+        if args.soak:
+            run_soak(w, args.soak, args.soak_interval, args.heap_dir)
+            return
         s = bench_server(w, args.seconds)
         br = {} if args.no_browser else bench_browser(w)
     kb = lambda n: f"{n / 1024:.1f} KB"  # noqa: E731

@@ -7,7 +7,6 @@ calls it after a worker boots (``dashboard/warmup.py: post_worker_init``, hooked
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -74,7 +73,7 @@ def create_app(settings: Settings | None = None) -> Dash:
 
 
 def warm(app: Dash) -> float:
-    """Run the refresh callback once through Flask so the first real one is fast. Returns ms."""
+    """Run the live feed once through Flask so the first real poll is fast. Returns ms."""
     import time
 
     t0 = time.perf_counter()
@@ -82,16 +81,8 @@ def warm(app: Dash) -> float:
     try:
         client.get("/_dash-layout")
         client.get("/_dash-dependencies")
-        body = {
-            "output": "..live-data.data...live-state.data..",
-            "outputs": [{"id": "live-data", "property": "data"}, {"id": "live-state", "property": "data"}],
-            "inputs": [{"id": "live-tick", "property": "n_intervals", "value": 0}, {"id": "measure", "property": "value", "value": "officers"}],
-            "state": [{"id": "live-state", "property": "data", "value": {}}],
-            "changedPropIds": ["live-tick.n_intervals"],
-        }
-        # The callback is behind the sign-in gate: run it as an in-process wall reader, never over HTTP.
-        with app.server.test_request_context("/_dash-update-component", method="POST", data=json.dumps(body),
-                                             content_type="application/json"):
+        # The live feed is behind the wall gate: run it as an in-process wall reader, never over HTTP.
+        with app.server.test_request_context("/api/live?m=officers"):
             flask.g.gw_access = Access(Level.WALL, "warm-up")
             resp = app.server.full_dispatch_request()
         if resp.status_code >= 400:

@@ -43,6 +43,7 @@ def fn(name: str) -> dict:
 def client_config(settings: Settings, wall: bool) -> dict:
     return {
         "onlineWindow": settings.online_window_s,
+        "pollMs": settings.wall_refresh_ms,
         "staleAfter": min(60, settings.online_window_s),
         "strings": js_strings(settings.language),
         "wall": wall,
@@ -149,10 +150,10 @@ def charts(settings: Settings, controls: bool) -> html.Div:
 def stores(settings: Settings, wall: bool) -> list:
     """The non-visual pieces both pages share: intervals and stores."""
     return [
-        dcc.Interval(id="live-tick", interval=settings.wall_refresh_ms),
+        dcc.Interval(id="live-tick", interval=1000),  # the clock; the live layer polls by itself (gwlive.js)
         dcc.Interval(id="chart-tick", interval=60_000),
         dcc.Interval(id="rotate-tick", interval=max(1, settings.wall_rotate_s) * 1000, disabled=not (wall and settings.wall_rotate_s > 0)),
-        dcc.Store(id="live-data"),
+        dcc.Store(id="live-data"),  # the id of the snapshot on screen (gwlive.js sets it): the orders rings follow it
         dcc.Store(id="live-state", data={}),
         dcc.Store(id="alert-state", data={}),
         dcc.Store(id="term-sel"),
