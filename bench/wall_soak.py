@@ -3,22 +3,107 @@
 A wall screen stays on ``/wall`` for days, so the renderer must be flat after warm-up. Every
 ``interval`` seconds this prints the renderer process's resident memory (from /proc, the
 figure a task manager shows), the JS heap in use, and the DOM node and event-listener counts
-(Chrome DevTools Protocol ``Performance.getMetrics``). With ``heap_dir`` it also writes a
-V8 heap snapshot at the first and the last sample, to diff by constructor when something grows.
+(Chrome DevTools Protocol ``Performance.getMetrics``, over a pipe: see PipeChromium). With
+``heap_dir`` it also writes a V8 heap snapshot after one minute and at the end, and prints what
+grew between them by constructor.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import tempfile
 import time
 from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
 
 MB = 1024 * 1024
 
 
-def renderer_pids(browser_cdp) -> list[int]:
-    """The renderer processes of this browser (SystemInfo.getProcessInfo on the browser session)."""
-    info = browser_cdp.send("SystemInfo.getProcessInfo")
+class PipeChromium:
+    """Debian's Chromium driven over --remote-debugging-pipe, as a wall PC runs it: no DevTools
+    front-end and no Network domain enabled. (Playwright enables Network, and DevTools then keeps
+    every response the page receives, up to its buffer: ~100 MB of renderer memory that a real
+    wall never has, which would hide or fake a leak.) Only Runtime, Performance and, when asked,
+    HeapProfiler are used. Messages are JSON separated by NUL on fds 3 (to Chromium) and 4."""
+
+    def __init__(self, url: str, width: int = 1920, height: int = 1080):
+        to_child, self._w = os.pipe()
+        self._r, from_child = os.pipe()
+        self.profile = tempfile.mkdtemp(prefix="gw-soak-")
+
+        def fds() -> None:  # in the child, before exec: Chromium reads fd 3 and writes fd 4
+            os.dup2(to_child, 3)
+            os.dup2(from_child, 4)
+
+        self.proc = subprocess.Popen(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--remote-debugging-pipe", f"--user-data-dir={self.profile}", f"--window-size={width},{height}", url],
+            preexec_fn=fds, close_fds=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(to_child)
+        os.close(from_child)
+        self._next = 0
+        self._buf = b""
+        self.events: list[dict] = []
+        page = self._page_target()
+        self.session = self.send("Target.attachToTarget", {"targetId": page, "flatten": True})["sessionId"]
+
+    def _page_target(self, timeout_s: float = 30) -> str:
+        end = time.time() + timeout_s
+        while time.time() < end:
+            pages = [t for t in self.send("Target.getTargets")["targetInfos"] if t["type"] == "page"]
+            if pages:
+                return pages[0]["targetId"]
+            time.sleep(0.2)
+        raise RuntimeError("Chromium opened no page")
+
+    def send(self, method: str, params: dict | None = None, session: str | None = None, timeout_s: float = 120) -> dict:
+        self._next += 1
+        msg = {"id": self._next, "method": method, "params": params or {}}
+        if session:
+            msg["sessionId"] = session
+        os.write(self._w, json.dumps(msg).encode() + b"\0")
+        end = time.time() + timeout_s
+        while time.time() < end:
+            for reply in self._read():
+                if reply.get("id") == self._next:
+                    if "error" in reply:
+                        raise RuntimeError(f"{method}: {reply['error']}")
+                    return reply.get("result", {})
+                if "method" in reply:
+                    self.events.append(reply)
+        raise TimeoutError(method)
+
+    def _read(self) -> list[dict]:
+        while b"\0" not in self._buf:
+            chunk = os.read(self._r, 1 << 20)
+            if not chunk:
+                raise RuntimeError("Chromium closed the pipe")
+            self._buf += chunk
+        *msgs, self._buf = self._buf.split(b"\0")
+        return [json.loads(m) for m in msgs if m]
+
+    def page(self, method: str, params: dict | None = None) -> dict:
+        return self.send(method, params, self.session)
+
+    def evaluate(self, expr: str):
+        return self.page("Runtime.evaluate", {"expression": expr, "returnByValue": True})["result"].get("value")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def renderer_pids(browser: PipeChromium) -> list[int]:
+    """The renderer processes of this browser (SystemInfo.getProcessInfo)."""
+    info = browser.send("SystemInfo.getProcessInfo")
     return [p["id"] for p in info.get("processInfo", []) if p.get("type") == "renderer"]
 
 
@@ -32,17 +117,19 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
-def metrics(page_cdp) -> dict[str, float]:
-    return {m["name"]: m["value"] for m in page_cdp.send("Performance.getMetrics")["metrics"]}
+def metrics(browser: PipeChromium) -> dict[str, float]:
+    return {m["name"]: m["value"] for m in browser.page("Performance.getMetrics")["metrics"]}
 
 
-def heap_snapshot(page_cdp, path: Path) -> None:
-    """Write a .heapsnapshot (open it in DevTools → Memory, or diff with summarise_snapshot)."""
-    chunks: list[str] = []
-    page_cdp.on("HeapProfiler.addHeapSnapshotChunk", lambda e: chunks.append(e["chunk"]))
-    page_cdp.send("HeapProfiler.collectGarbage")
-    page_cdp.send("HeapProfiler.takeHeapSnapshot", {"reportProgress": False})
-    path.write_text("".join(chunks))
+def heap_snapshot(browser: PipeChromium, path: Path) -> None:
+    """Write a .heapsnapshot (open it in DevTools → Memory, or diff with diff_snapshots)."""
+    browser.page("HeapProfiler.enable")
+    browser.page("HeapProfiler.collectGarbage")
+    browser.events.clear()
+    browser.page("HeapProfiler.takeHeapSnapshot", {"reportProgress": False})
+    path.write_text("".join(e["params"]["chunk"] for e in browser.events if e.get("method") == "HeapProfiler.addHeapSnapshotChunk"))
+    browser.events.clear()
+    browser.page("HeapProfiler.disable")
 
 
 def summarise_snapshot(path: Path) -> dict[str, tuple[int, int]]:
@@ -58,6 +145,7 @@ def summarise_snapshot(path: Path) -> dict[str, tuple[int, int]]:
     for k in range(0, len(nodes), width):
         kind = types[nodes[k + i_type]]
         name = strings[nodes[k + i_name]] if kind in ("object", "closure", "native") else f"({kind})"
+        name = name.split(" @")[0]  # "system / Context / scope @123": one group, not one per node
         row = out.setdefault(name[:80], [0, 0])
         row[0] += 1
         row[1] += nodes[k + i_size]
@@ -70,19 +158,29 @@ def diff_snapshots(first: Path, last: Path, top: int = 15) -> list[str]:
     return [f"    {d_size / 1024:+9.0f} KB {d_count:+8d} × {name}" for d_size, d_count, name in grown[:top]]
 
 
-def soak(page, browser, minutes: float, interval_s: float, heap_dir: Path | None = None) -> list[dict]:
-    """Sample the open wall ``page`` for ``minutes``; prints one line per sample and returns them."""
-    page_cdp = page.context.new_cdp_session(page)
-    page_cdp.send("Performance.enable")
-    browser_cdp = browser.new_browser_cdp_session()
+def soak(url: str, minutes: float, interval_s: float, heap_dir: Path | None = None) -> list[dict]:
+    """Open ``url`` (the wall) and sample for ``minutes``; prints one line per sample and returns them."""
+    browser = PipeChromium(url)
+    try:
+        end = time.time() + 90
+        while not browser.evaluate("window.gridwatch && window.gridwatch.terminalCount ? window.gridwatch.terminalCount() : 0"):
+            if time.time() > end:
+                raise RuntimeError("the wall drew no terminal in 90 s")
+            time.sleep(0.5)
+        browser.page("Performance.enable")
+        return _sample(browser, minutes, interval_s, heap_dir)
+    finally:
+        browser.close()
+
+
+def _sample(browser: PipeChromium, minutes: float, interval_s: float, heap_dir: Path | None) -> list[dict]:
     samples: list[dict] = []
     t0 = time.time()
     end = t0 + minutes * 60
-    first_snap = last_snap = None
+    first_snap = None
     while True:
-        pids = renderer_pids(browser_cdp)
-        m = metrics(page_cdp)
-        s = {"t_s": round(time.time() - t0), "renderer_rss_mb": sum(rss_bytes(p) for p in pids) / MB,
+        m = metrics(browser)
+        s = {"t_s": round(time.time() - t0), "renderer_rss_mb": sum(rss_bytes(p) for p in renderer_pids(browser)) / MB,
              "js_heap_mb": m.get("JSHeapUsedSize", 0) / MB, "nodes": int(m.get("Nodes", 0)),
              "listeners": int(m.get("JSEventListeners", 0))}
         samples.append(s)
@@ -90,13 +188,13 @@ def soak(page, browser, minutes: float, interval_s: float, heap_dir: Path | None
               f"  DOM nodes {s['nodes']:6d}  listeners {s['listeners']:5d}", flush=True)
         if heap_dir is not None and first_snap is None and s["t_s"] >= 60:
             first_snap = heap_dir / "wall-first.heapsnapshot"
-            heap_snapshot(page_cdp, first_snap)
+            heap_snapshot(browser, first_snap)
         if time.time() >= end:
             break
         time.sleep(max(0.0, min(interval_s, end - time.time())))
-    if heap_dir is not None and first_snap is not None:
+    if first_snap is not None:
         last_snap = heap_dir / "wall-last.heapsnapshot"
-        heap_snapshot(page_cdp, last_snap)
+        heap_snapshot(browser, last_snap)
         print("  heap growth by constructor (last - first snapshot):")
         print("\n".join(diff_snapshots(first_snap, last_snap)))
     return samples

@@ -144,6 +144,11 @@ def is_online(settings, snap: Snapshot, tid: str) -> bool:
     return snap.session.get(tid) != "0"
 
 
+def online_ids(settings, snap: Snapshot) -> set[str]:
+    """Every terminal online at ``snap.now``: computed once per snapshot, used by all figures."""
+    return {tid for tid in set(snap.seen) | set(snap.last) if is_online(settings, snap, tid)}
+
+
 def kind_totals_today(counts: dict[str, int]) -> dict[str, int]:
     out: dict[str, int] = {}
     for fld, n in counts.items():
@@ -161,7 +166,8 @@ def per_grid(counts: dict[str, int], kind: str) -> dict[str, int]:
     return out
 
 
-def grid_values(settings, snap: Snapshot, measure: str, alerts: dict[str, int] | None = None) -> dict[str, int]:
+def grid_values(settings, snap: Snapshot, measure: str, alerts: dict[str, int] | None = None,
+                online: set[str] | None = None) -> dict[str, int]:
     """Value of ``measure`` per level-2 grid (grids with zero are omitted).
 
     officers: online terminals whose newest fix lies in the grid; inspections/reports: today's
@@ -173,17 +179,18 @@ def grid_values(settings, snap: Snapshot, measure: str, alerts: dict[str, int] |
         return per_grid(snap.counts, "report")
     if measure == "alerts":
         return dict(alerts or {})
+    online = online if online is not None else online_ids(settings, snap)
     out: dict[str, int] = {}
     for tid, fix in snap.last.items():
         g2 = fix.get("g2")
-        if g2 and is_online(settings, snap, tid):
+        if g2 and tid in online:
             out[g2] = out.get(g2, 0) + 1
     return out
 
 
-def counters(settings, snap: Snapshot, meta: dict, base: dict) -> dict:
+def counters(settings, snap: Snapshot, meta: dict, base: dict, online: set[str] | None = None) -> dict:
     today = kind_totals_today(snap.counts)
-    online = sum(1 for tid in set(snap.seen) | set(snap.last) if is_online(settings, snap, tid))
+    online = len(online if online is not None else online_ids(settings, snap))
     total = max(int(meta.get("total") or 0), len(snap.last))
     case = base.get("case") or {}
     return {

@@ -20,6 +20,7 @@ Building and diffing are pure functions (``pack``, ``diff``); ``answer`` is the 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 import orjson
@@ -46,7 +47,7 @@ def sid_parts(sid: str | None) -> tuple[int, float] | None:
         return None
 
 
-def pack(settings, snap: live.Snapshot, meta: dict) -> tuple[list[str], list[list]]:
+def pack(snap: live.Snapshot, meta: dict, online: set[str]) -> tuple[list[str], list[list]]:
     """Sorted ids and one row per id: [lat5, lon5, fix_ts, seen_ts, role, heading (-1 none), off (0/1)]."""
     roles = meta.get("t") or {}
     ids, rows = [], []
@@ -60,7 +61,7 @@ def pack(settings, snap: live.Snapshot, meta: dict) -> tuple[list[str], list[lis
         hdg = fix.get("hdg")
         ids.append(tid)
         rows.append([lat, lon, int(ts), int(snap.seen.get(tid, ts)), (roles.get(tid) or ["?"])[0],
-                     int(hdg) if isinstance(hdg, (int, float)) else -1, 0 if live.is_online(settings, snap, tid) else 1])
+                     int(hdg) if isinstance(hdg, (int, float)) else -1, 0 if tid in online else 1])
     return ids, rows
 
 
@@ -111,11 +112,12 @@ def build(deps: Deps, now: float) -> str:
     snap = live.read_snapshot(deps, now)
     meta = live.ensure_meta(deps, snap)
     base = live.ensure_base(deps, snap)
-    ids, rows = pack(deps.settings, snap, meta)
-    values = {m: live.grid_values(deps.settings, snap, m, live.alerts_by_grid(deps) if m == "alerts" else None)
+    online = live.online_ids(deps.settings, snap)
+    ids, rows = pack(snap, meta, online)
+    values = {m: live.grid_values(deps.settings, snap, m, live.alerts_by_grid(deps) if m == "alerts" else None, online)
               for m in GRID_MEASURES}
     sid = f"{snap.version}.{int(now * 1000)}"
-    side = {"c": live.counters(deps.settings, snap, meta, base), "gh": values_hashes(values)}
+    side = {"c": live.counters(deps.settings, snap, meta, base, online), "gh": values_hashes(values)}
     ttl = SNAP_TTL_S * 1000
     pipe = deps.redis.pipeline(transaction=False)
     pipe.set(_key(deps, f"snap:{sid}"), orjson.dumps({"ids": ids, "r": rows}), px=ttl)
@@ -127,29 +129,95 @@ def build(deps: Deps, now: float) -> str:
     return sid
 
 
-def current(deps: Deps, now: float) -> str:
-    """The newest snapshot id: the stored one while it matches live:version and is fresh, else a new build.
-
-    One worker builds at a time (a short lock); the others serve the previous snapshot meanwhile."""
+def _latest(deps: Deps) -> tuple[int, str | None]:
     version, latest = deps.redis.pipeline(transaction=False).get(deps.keys.version).get(_key(deps, "latest")).execute()
-    latest = latest.decode() if latest else None
-    parts = sid_parts(latest)
-    if parts and parts[0] == int(version or 0) and now - parts[1] < REBUILD_S:
+    return int(version or 0), (latest.decode() if latest else None)
+
+
+def _fresh(sid: str | None, version: int, now: float) -> bool:
+    parts = sid_parts(sid)
+    return bool(parts) and parts[0] == version and now - parts[1] < REBUILD_S
+
+
+def refresh_latest(deps: Deps, now: float) -> str | None:
+    """Build a new snapshot when live:version moved (or the last is REBUILD_S old), one worker at a
+    time (a short lock), and store the delta from the previous one: the screens that kept up ask
+    for exactly that. Returns the newest id, or None when another worker is building."""
+    version, latest = _latest(deps)
+    if _fresh(latest, version, now):
         return latest
     lock = _key(deps, "building")
     if latest and not deps.redis.set(lock, "1", nx=True, px=BUILD_LOCK_MS):
-        return latest
+        return None
     try:
-        return build(deps, now)
+        sid = build(deps, now)
+        if latest:
+            _delta(deps, latest, sid, int(sid_parts(sid)[1]))
+        return sid
     finally:
         deps.redis.delete(lock)
 
 
-def answer(deps: Deps, have: str | None, measure: str, gh: str | None, now: float | None = None) -> bytes | None:
+class Builder:
+    """Keeps the newest snapshot built off the request path, in a thread of each web worker.
+
+    Started by the first /api/live request after the fork, it checks live:version every
+    CHECK_S and stops after IDLE_S without a request (no screen, no work). A screen's poll then
+    costs a few GETs; a fix reaches the snapshot within CHECK_S + one build of its batch."""
+
+    CHECK_S = 0.05
+    IDLE_S = 60.0
+
+    def __init__(self, deps: Deps):
+        self.deps = deps
+        self.asked = 0.0
+        self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def touch(self) -> None:
+        self.asked = time.time()
+        with self.lock:
+            if not self.running:
+                self.thread = threading.Thread(target=self._run, name="wall-snapshots", daemon=True)
+                self.thread.start()
+
+    def _run(self) -> None:
+        log.info("wall snapshot builder started")
+        while time.time() - self.asked < self.IDLE_S:
+            try:
+                refresh_latest(self.deps, time.time())
+            except Exception:  # Redis or PostgreSQL away: the screens keep what they have; retry calmly
+                log.exception("wall snapshot build failed")
+                time.sleep(1.0)
+            time.sleep(self.CHECK_S)
+        log.info("wall snapshot builder stopped: no screen asked for %.0f s", self.IDLE_S)
+
+
+def current(deps: Deps, now: float, builder: Builder | None = None) -> str:
+    """The newest snapshot id. With a running builder, whatever it stored last (at most one check
+    behind); without one (the first request after a quiet minute, tests), built here when stale."""
+    if builder is not None and builder.running:
+        _, latest = _latest(deps)
+        parts = sid_parts(latest)
+        if parts and now - parts[1] < REBUILD_S + 1:  # the builder is keeping up
+            return latest
+    while True:
+        sid = refresh_latest(deps, now)
+        if sid is not None:
+            return sid
+        time.sleep(0.005)  # another worker is building the first one
+
+
+def answer(deps: Deps, have: str | None, measure: str, gh: str | None, now: float | None = None,
+           builder: Builder | None = None) -> bytes | None:
     """The body for a screen that has snapshot ``have`` and grid hash ``gh``; None means 204 (nothing new)."""
     now = now if now is not None else time.time()
     measure = measure if measure in GRID_MEASURES else "officers"
-    sid = current(deps, now)
+    sid = current(deps, now, builder)
     pipe = deps.redis.pipeline(transaction=False)
     pipe.get(_key(deps, f"side:{sid}"))
     pipe.get(_key(deps, f"g:{sid}:{measure}"))

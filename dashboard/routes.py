@@ -84,12 +84,15 @@ def register(server: flask.Flask, deps: Deps) -> None:
 
         return _serve(deps, "entities", build)
 
+    builder = live_delta.Builder(deps)
+
     @server.get("/api/live")
     def live_changes():
         """What changed since the snapshot the screen has (dashboard/live_delta.py); behind the
         same wall gate as the layers (auth/web.py: WALL_ROUTES)."""
         args = flask.request.args
-        body = live_delta.answer(deps, args.get("s"), args.get("m", "officers"), args.get("gh"))
+        builder.touch()
+        body = live_delta.answer(deps, args.get("s"), args.get("m", "officers"), args.get("gh"), builder=builder)
         resp = flask.Response(status=204) if body is None else flask.Response(body, mimetype="application/json")
         resp.headers["Cache-Control"] = "no-store"
         return resp
