@@ -30,7 +30,7 @@ from dashboard.deps import Deps
 
 log = logging.getLogger("gridwatch.dashboard")
 SNAP_TTL_S = 30  # a screen further behind than this gets the full snapshot
-REBUILD_S = live.RESEND_S
+REBUILD_S = 10.0  # rebuild without a new batch too, so silent terminals go offline in the figures
 BUILD_LOCK_MS = 2000
 E5 = 100_000  # positions travel as integers of 1e-5 degree (about 1 m): exact steps, no drift
 ROLE, OFF = 4, 6  # row fields: [lat5, lon5, fix_ts, seen_ts, role, heading, off]
@@ -147,12 +147,14 @@ def refresh_latest(deps: Deps, now: float) -> str | None:
     if _fresh(latest, version, now):
         return latest
     lock = _key(deps, "building")
-    if latest and not deps.redis.set(lock, "1", nx=True, px=BUILD_LOCK_MS):
+    if not deps.redis.set(lock, "1", nx=True, px=BUILD_LOCK_MS):
         return None
     try:
+        version, latest = _latest(deps)  # another worker may have built it while we took the lock
+        if _fresh(latest, version, now):
+            return latest
         sid = build(deps, now)
-        if latest:
-            _delta(deps, latest, sid, int(sid_parts(sid)[1]))
+        store_delta(deps, latest, sid)
         return sid
     finally:
         deps.redis.delete(lock)
@@ -190,8 +192,8 @@ class Builder:
         while time.time() - self.asked < self.IDLE_S:
             try:
                 refresh_latest(self.deps, time.time())
-            except Exception:  # Redis or PostgreSQL away: the screens keep what they have; retry calmly
-                log.exception("wall snapshot build failed")
+            except Exception as exc:  # Redis or PostgreSQL away: the screens keep what they have; retry calmly
+                log.warning("wall snapshot build failed, retrying in 1 s: %s", exc)
                 time.sleep(1.0)
             time.sleep(self.CHECK_S)
         log.info("wall snapshot builder stopped: no screen asked for %.0f s", self.IDLE_S)
@@ -233,7 +235,7 @@ def answer(deps: Deps, have: str | None, measure: str, gh: str | None, now: floa
         body |= {"g": orjson.Fragment(values_raw), "gmax": max(values.values(), default=0), "gh": grid_hash}
     if have == sid:
         return orjson.dumps(body)
-    markers = delta_raw or _delta(deps, have, sid, int(body["now"]))
+    markers = delta_raw or store_delta(deps, have, sid)
     if markers is not None:
         body |= {"b": have, "d": orjson.Fragment(markers)}
     else:
@@ -241,7 +243,7 @@ def answer(deps: Deps, have: str | None, measure: str, gh: str | None, now: floa
     return orjson.dumps(body)
 
 
-def _delta(deps: Deps, have: str | None, sid: str, now: int) -> bytes | None:
+def store_delta(deps: Deps, have: str | None, sid: str) -> bytes | None:
     """The markers' delta from ``have`` to ``sid`` (stored for the other screens), None when ``have`` is gone."""
     if not have or sid_parts(have) is None:
         return None
@@ -249,6 +251,6 @@ def _delta(deps: Deps, have: str | None, sid: str, now: int) -> bytes | None:
     if not old_raw or not new_raw:
         return None
     old, new = orjson.loads(old_raw), orjson.loads(new_raw)
-    raw = orjson.dumps(diff(old["ids"], old["r"], new["ids"], new["r"], now))
+    raw = orjson.dumps(diff(old["ids"], old["r"], new["ids"], new["r"], int(sid_parts(sid)[1])))
     deps.redis.set(_key(deps, f"delta:{have}:{sid}"), raw, px=SNAP_TTL_S * 1000)
     return raw
