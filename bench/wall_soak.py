@@ -200,13 +200,22 @@ def _sample(browser: PipeChromium, minutes: float, interval_s: float, heap_dir: 
     return samples
 
 
-def summary(samples: list[dict], warmup_s: float = 120) -> str:
+def slope_per_hour(samples: list[dict], key: str) -> float:
+    """Least-squares growth of ``key`` in MB per hour: one noisy sample (a GC just before or after)
+    moves it far less than a first-to-last difference."""
+    xs = [s["t_s"] / 3600 for s in samples]
+    ys = [s[key] for s in samples]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    var = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var if var else 0.0
+
+
+def summary(samples: list[dict], warmup_s: float = 180) -> str:
     """Growth after warm-up, per hour: what the issue's target (flat after warm-up) is judged on."""
-    warm = [s for s in samples if s["t_s"] >= warmup_s] or samples
-    if len(warm) < 2 or warm[-1]["t_s"] == warm[0]["t_s"]:
-        return "  soak: too short to judge growth"
-    hours = (warm[-1]["t_s"] - warm[0]["t_s"]) / 3600
-    rss = (warm[-1]["renderer_rss_mb"] - warm[0]["renderer_rss_mb"]) / hours
-    heap = (warm[-1]["js_heap_mb"] - warm[0]["js_heap_mb"]) / hours
-    return (f"  soak after {warmup_s:.0f} s warm-up: renderer {warm[0]['renderer_rss_mb']:.0f} -> {warm[-1]['renderer_rss_mb']:.0f} MB"
-            f" ({rss:+.0f} MB/h), JS heap {warm[0]['js_heap_mb']:.1f} -> {warm[-1]['js_heap_mb']:.1f} MB ({heap:+.1f} MB/h)")
+    warm = [s for s in samples if s["t_s"] >= warmup_s]
+    if len(warm) < 3:
+        return "  soak: too short to judge growth (fewer than 3 samples after warm-up)"
+    lo, hi = min(s["renderer_rss_mb"] for s in warm), max(s["renderer_rss_mb"] for s in warm)
+    return (f"  soak after {warmup_s:.0f} s warm-up ({len(warm)} samples, {(warm[-1]['t_s'] - warm[0]['t_s']) / 60:.0f} min):"
+            f" renderer {lo:.0f}-{hi:.0f} MB, trend {slope_per_hour(warm, 'renderer_rss_mb'):+.0f} MB/h;"
+            f" JS heap trend {slope_per_hour(warm, 'js_heap_mb'):+.1f} MB/h; DOM nodes {warm[0]['nodes']} -> {warm[-1]['nodes']}")
