@@ -117,6 +117,19 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
+def private_bytes(pid: int) -> int:
+    """Memory only this process holds (Private_Clean + Private_Dirty + Swap from smaps_rollup): RSS
+    also counts shared library and font pages that a process touches gradually, which is not growth."""
+    total = 0
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith(("Private_Clean:", "Private_Dirty:", "Swap:")):
+                total += int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return total
+
+
 def metrics(browser: PipeChromium) -> dict[str, float]:
     return {m["name"]: m["value"] for m in browser.page("Performance.getMetrics")["metrics"]}
 
@@ -180,11 +193,13 @@ def _sample(browser: PipeChromium, minutes: float, interval_s: float, heap_dir: 
     first_snap = None
     while True:
         m = metrics(browser)
-        s = {"t_s": round(time.time() - t0), "renderer_rss_mb": sum(rss_bytes(p) for p in renderer_pids(browser)) / MB,
+        pids = renderer_pids(browser)
+        s = {"t_s": round(time.time() - t0), "renderer_rss_mb": sum(rss_bytes(p) for p in pids) / MB,
+             "renderer_private_mb": sum(private_bytes(p) for p in pids) / MB,
              "js_heap_mb": m.get("JSHeapUsedSize", 0) / MB, "nodes": int(m.get("Nodes", 0)),
              "listeners": int(m.get("JSEventListeners", 0))}
         samples.append(s)
-        print(f"  soak t={s['t_s']:5d} s  renderer {s['renderer_rss_mb']:7.1f} MB  JS heap {s['js_heap_mb']:6.1f} MB"
+        print(f"  soak t={s['t_s']:5d} s  renderer {s['renderer_rss_mb']:7.1f} MB (private {s['renderer_private_mb']:6.1f})  JS heap {s['js_heap_mb']:6.1f} MB"
               f"  DOM nodes {s['nodes']:6d}  listeners {s['listeners']:5d}", flush=True)
         if heap_dir is not None and first_snap is None and s["t_s"] >= 60:
             first_snap = heap_dir / "wall-first.heapsnapshot"
@@ -216,6 +231,8 @@ def summary(samples: list[dict], warmup_s: float = 180) -> str:
     if len(warm) < 3:
         return "  soak: too short to judge growth (fewer than 3 samples after warm-up)"
     lo, hi = min(s["renderer_rss_mb"] for s in warm), max(s["renderer_rss_mb"] for s in warm)
+    private = (f", private trend {slope_per_hour(warm, 'renderer_private_mb'):+.0f} MB/h"
+               if all("renderer_private_mb" in s for s in warm) else "")
     return (f"  soak after {warmup_s:.0f} s warm-up ({len(warm)} samples, {(warm[-1]['t_s'] - warm[0]['t_s']) / 60:.0f} min):"
-            f" renderer {lo:.0f}-{hi:.0f} MB, trend {slope_per_hour(warm, 'renderer_rss_mb'):+.0f} MB/h;"
+            f" renderer {lo:.0f}-{hi:.0f} MB, trend {slope_per_hour(warm, 'renderer_rss_mb'):+.0f} MB/h{private};"
             f" JS heap trend {slope_per_hour(warm, 'js_heap_mb'):+.1f} MB/h; DOM nodes {warm[0]['nodes']} -> {warm[-1]['nodes']}")

@@ -52,6 +52,12 @@ def client_config(settings: Settings, wall: bool) -> dict:
     }
 
 
+# Sent once per page, fetched by the map's layers: the page's head preloads them (app.py) so they
+# download while the scripts load, instead of after the map has mounted.
+LAYER_URLS = {"grids2": "/api/grids.geojson?level=2", "grids1": "/api/grids.geojson?level=1",
+              "entities": "/api/entities.geojson"}
+
+
 def live_map(settings: Settings) -> dl.Map:
     lon0, lat0, lon1, lat1 = settings.city_bbox
     layers: list = []
@@ -60,16 +66,16 @@ def live_map(settings: Settings) -> dl.Map:
     layers += [
         dl.GeoJSON(
             id="grids2",
-            url="/api/grids.geojson?level=2",
+            url=LAYER_URLS["grids2"],
             style=fn("level2Style"),
             hideout={"measure": "officers", "values": {}, "max": 0},
             hoverStyle={"weight": 2.5, "color": "#ffffff", "opacity": 1},
             zoomToBounds=False,
         ),
-        dl.GeoJSON(id="grids1", url="/api/grids.geojson?level=1", style=fn("level1Style"), interactive=False, zoomToBounds=False),
+        dl.GeoJSON(id="grids1", url=LAYER_URLS["grids1"], style=fn("level1Style"), interactive=False, zoomToBounds=False),
         dl.GeoJSON(
             id="entities",
-            url="/api/entities.geojson",
+            url=LAYER_URLS["entities"],
             cluster=True,
             zoomToBounds=False,
             zoomToBoundsOnClick=True,
