@@ -61,7 +61,7 @@
   // ------------------------------------------------------------------ fit the city (once)
   // The map opens on Settings.city_bbox, which is wider than the city: when the level-2 grids are
   // drawn, fit their extent to the panel, once per page load. Never again (refreshes restyle the
-  // grids, which re-adds their layers): from then on the view is the operator's. A drag or a
+  // grids in place): from then on the view is the operator's. A drag or a
   // wheel before the grids arrive also cancels the fit.
   function fitCityOnce(map) {
     var done = false, timer = null;

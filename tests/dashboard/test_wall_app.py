@@ -111,3 +111,11 @@ def test_tiles_only_when_configured(settings):
     assert urls(settings) == []  # no tile server: the plain dark background
     tiled = settings.model_copy(update={"tile_url": "http://tiles.intranet/{z}/{x}/{y}.png"})
     assert urls(tiled) == ["http://tiles.intranet/{z}/{x}/{y}.png"]
+
+
+def test_the_page_preloads_the_layers_only_for_who_may_see_them(app, known_db):
+    anon = app.server.test_client().get("/wall").get_data(as_text=True)
+    assert 'rel="preload"' not in anon  # the sign-in page: nothing of the map
+    page = wall_client(app, known_db).get("/wall").get_data(as_text=True)
+    for url in ("/api/grids.geojson?level=2", "/api/grids.geojson?level=1", "/api/entities.geojson"):
+        assert f'<link rel="preload" href="{url}" as="fetch" crossorigin="anonymous">' in page
