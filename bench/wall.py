@@ -196,14 +196,14 @@ def bench_browser(w: SyntheticWall, loads: int = 3, watch_s: float = 20) -> dict
     return out
 
 
-def run_soak(w: SyntheticWall, minutes: float, interval_s: float, heap_dir: str | None) -> None:
+def run_soak(w: SyntheticWall, minutes: float, interval_s: float, heap_dir: str | None, setup_js: str | None = None) -> None:
     from pathlib import Path
 
     from bench import wall_soak
 
     print(f"Gridwatch wall soak: /wall with {len(w.city.terminals)} terminals moving every second,"
           f" {minutes:g} min, a sample every {interval_s:g} s", flush=True)
-    samples = wall_soak.soak(w.url + "/wall", minutes, interval_s, Path(heap_dir) if heap_dir else None)
+    samples = wall_soak.soak(w.url + "/wall", minutes, interval_s, Path(heap_dir) if heap_dir else None, setup_js)
     print(wall_soak.summary(samples))
 
 
@@ -214,6 +214,7 @@ def main() -> None:
     ap.add_argument("--soak", type=float, metavar="MINUTES", help="only leave /wall open this long and print the renderer's memory")
     ap.add_argument("--soak-interval", type=float, default=30, metavar="S", help="seconds between memory samples in --soak")
     ap.add_argument("--heap-dir", help="with --soak: write V8 heap snapshots here (at 1 min and at the end) and print what grew")
+    ap.add_argument("--soak-eval", metavar="JS", help="with --soak: run this in the page once it is drawn (switch a feature off to find what grows)")
     ap.add_argument("--demo", action="store_true", help="the demo city of grid/ (its own terminal count) instead of the synthetic one")
     args = ap.parse_args()
     # the bench polls as a wall PC on the allow-list would
@@ -221,7 +222,7 @@ def main() -> None:
                        extra={"web_wall_addresses": "127.0.0.1"}) as w:
         time.sleep(2)
         if args.soak:
-            run_soak(w, args.soak, args.soak_interval, args.heap_dir)
+            run_soak(w, args.soak, args.soak_interval, args.heap_dir, args.soak_eval)
             return
         h = bench_http(w, args.seconds, w.settings.wall_refresh_ms / 1000)
         ip = bench_inproc(w)

@@ -171,8 +171,9 @@ def diff_snapshots(first: Path, last: Path, top: int = 15) -> list[str]:
     return [f"    {d_size / 1024:+9.0f} KB {d_count:+8d} × {name}" for d_size, d_count, name in grown[:top]]
 
 
-def soak(url: str, minutes: float, interval_s: float, heap_dir: Path | None = None) -> list[dict]:
-    """Open ``url`` (the wall) and sample for ``minutes``; prints one line per sample and returns them."""
+def soak(url: str, minutes: float, interval_s: float, heap_dir: Path | None = None, setup_js: str | None = None) -> list[dict]:
+    """Open ``url`` (the wall) and sample for ``minutes``; prints one line per sample and returns them.
+    ``setup_js`` runs once the wall is drawn: to switch a feature off while hunting what grows."""
     browser = PipeChromium(url)
     try:
         end = time.time() + 90
@@ -180,6 +181,8 @@ def soak(url: str, minutes: float, interval_s: float, heap_dir: Path | None = No
             if time.time() > end:
                 raise RuntimeError("the wall drew no terminal in 90 s")
             time.sleep(0.5)
+        if setup_js:
+            print(f"  after load: {setup_js} -> {browser.evaluate(setup_js)!r}", flush=True)
         browser.page("Performance.enable")
         return _sample(browser, minutes, interval_s, heap_dir)
     finally:
@@ -196,10 +199,10 @@ def _sample(browser: PipeChromium, minutes: float, interval_s: float, heap_dir: 
         pids = renderer_pids(browser)
         s = {"t_s": round(time.time() - t0), "renderer_rss_mb": sum(rss_bytes(p) for p in pids) / MB,
              "renderer_private_mb": sum(private_bytes(p) for p in pids) / MB,
-             "js_heap_mb": m.get("JSHeapUsedSize", 0) / MB, "nodes": int(m.get("Nodes", 0)),
+             "js_heap_mb": m.get("JSHeapUsedSize", 0) / MB, "js_total_mb": m.get("JSHeapTotalSize", 0) / MB, "nodes": int(m.get("Nodes", 0)),
              "listeners": int(m.get("JSEventListeners", 0))}
         samples.append(s)
-        print(f"  soak t={s['t_s']:5d} s  renderer {s['renderer_rss_mb']:7.1f} MB (private {s['renderer_private_mb']:6.1f})  JS heap {s['js_heap_mb']:6.1f} MB"
+        print(f"  soak t={s['t_s']:5d} s  renderer {s['renderer_rss_mb']:7.1f} MB (private {s['renderer_private_mb']:6.1f})  JS heap {s['js_heap_mb']:6.1f}/{s['js_total_mb']:.0f} MB"
               f"  DOM nodes {s['nodes']:6d}  listeners {s['listeners']:5d}", flush=True)
         if heap_dir is not None and first_snap is None and s["t_s"] >= 60:
             first_snap = heap_dir / "wall-first.heapsnapshot"
