@@ -154,7 +154,7 @@ class Settings(BaseSettings):
     tile_url: str | None = Field(None, description="Base map tile URL template; none gives a plain dark map")
     tile_attribution: str = Field("", description="Attribution shown for the tiles")
     wall_refresh_ms: int = Field(
-        250, ge=100, description="How often the wall asks for what changed (a 204 costs one Redis GET); bounds fix-to-screen latency"
+        250, ge=100, description="How often the wall asks for what changed (nothing new: a 204 from a few Redis reads); bounds fix-to-screen latency"
     )
     wall_rotate_s: int = Field(0, description="Wall mode: seconds per level-1 grid in the focus rotation (0 = off)")
 
