@@ -289,30 +289,13 @@ def load_replay(deps: Deps, target: str, start: datetime, minutes: int) -> dict:
 def register(app: Dash, deps: Deps) -> None:
     settings = deps.settings
     lang = settings.language
-    counter_ids = ["inspections_today", "inspections_year", "reports_year", "leads_verified", "cases_filed",
-                   "police_transfers", "penalty_decisions", "mediation_rate_pct"]
 
-    @app.callback(
-        Output("live-data", "data"),
-        Output("live-state", "data"),
-        Input("live-tick", "n_intervals"),
-        Input("measure", "value"),
-        State("live-state", "data"),
-    )
-    def refresh(_n, measure, state):
-        force = ctx.triggered_id == "measure" or not state
-        payload, new_state = live.refresh(deps, state, measure or "officers", force=force)
-        if payload is None:
-            raise PreventUpdate
-        return payload, new_state
-
+    # The live terminals, counters and grid colours are polled by assets/gwlive.js from /api/live
+    # (dashboard/live_delta.py); Dash only tells it which measure colours the grids.
     app.clientside_callback(
-        ClientsideFunction("gridwatch", "applyLive"),
-        Output("grids2", "hideout"),
-        Output("ctr-online", "children"),
-        *[Output(f"ctr-{k}", "children") for k in counter_ids],
-        Input("live-data", "data"),
-        State("gw-config", "data"),
+        ClientsideFunction("gridwatch", "measure"),
+        Output("live-state", "data"),
+        Input("measure", "value"),
     )
 
     app.clientside_callback(

@@ -43,12 +43,19 @@ def fn(name: str) -> dict:
 def client_config(settings: Settings, wall: bool) -> dict:
     return {
         "onlineWindow": settings.online_window_s,
+        "pollMs": settings.wall_refresh_ms,
         "staleAfter": min(60, settings.online_window_s),
         "strings": js_strings(settings.language),
         "wall": wall,
         "tz": settings.timezone,
         "locale": "zh-CN" if settings.language == "zh-CN" else "en-GB",
     }
+
+
+# Sent once per page, fetched by the map's layers: the page's head preloads them (app.py) so they
+# download while the scripts load, instead of after the map has mounted.
+LAYER_URLS = {"grids2": "/api/grids.geojson?level=2", "grids1": "/api/grids.geojson?level=1",
+              "entities": "/api/entities.geojson"}
 
 
 def live_map(settings: Settings) -> dl.Map:
@@ -59,16 +66,16 @@ def live_map(settings: Settings) -> dl.Map:
     layers += [
         dl.GeoJSON(
             id="grids2",
-            url="/api/grids.geojson?level=2",
+            url=LAYER_URLS["grids2"],
             style=fn("level2Style"),
             hideout={"measure": "officers", "values": {}, "max": 0},
             hoverStyle={"weight": 2.5, "color": "#ffffff", "opacity": 1},
             zoomToBounds=False,
         ),
-        dl.GeoJSON(id="grids1", url="/api/grids.geojson?level=1", style=fn("level1Style"), interactive=False, zoomToBounds=False),
+        dl.GeoJSON(id="grids1", url=LAYER_URLS["grids1"], style=fn("level1Style"), interactive=False, zoomToBounds=False),
         dl.GeoJSON(
             id="entities",
-            url="/api/entities.geojson",
+            url=LAYER_URLS["entities"],
             cluster=True,
             zoomToBounds=False,
             zoomToBoundsOnClick=True,
@@ -149,10 +156,10 @@ def charts(settings: Settings, controls: bool) -> html.Div:
 def stores(settings: Settings, wall: bool) -> list:
     """The non-visual pieces both pages share: intervals and stores."""
     return [
-        dcc.Interval(id="live-tick", interval=settings.wall_refresh_ms),
+        dcc.Interval(id="live-tick", interval=1000),  # the clock; the live layer polls by itself (gwlive.js)
         dcc.Interval(id="chart-tick", interval=60_000),
         dcc.Interval(id="rotate-tick", interval=max(1, settings.wall_rotate_s) * 1000, disabled=not (wall and settings.wall_rotate_s > 0)),
-        dcc.Store(id="live-data"),
+        dcc.Store(id="live-data"),  # the id of the snapshot on screen (gwlive.js sets it): the orders rings follow it
         dcc.Store(id="live-state", data={}),
         dcc.Store(id="alert-state", data={}),
         dcc.Store(id="term-sel"),

@@ -126,6 +126,17 @@ class SyntheticWall:
             self.fleet.step()
             self.steps += 1
 
+    def pause_fleet(self) -> None:
+        """Stop moving the fleet (a benchmark writes its own batches meanwhile)."""
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=3)
+
+    def resume_fleet(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._mover, daemon=True)
+        self._thread.start()
+
     def start(self) -> "SyntheticWall":
         self.setup_data()
         env = self.settings.as_env(os.environ)

@@ -1,9 +1,9 @@
-"""The live snapshot: one Redis pipeline per refresh, turned into the compact wall payload.
+"""The live state the wall reads: one Redis pipeline per snapshot, and the figures made from it.
 
-Per refresh the wall does ``GET live:version`` and, only when it changed (or a periodic
-re-send is due), one pipeline: HGETALL live:last, ZRANGE live:seen WITHSCORES, HGETALL
-live:session, HGETALL count:{today}, GET live:version, plus the Redis-cached registry
-summary (terminal roles, year totals). No history is read on this path.
+A snapshot (built by dashboard/live_delta.py at most once per ingest batch, for every screen)
+is one pipeline: HGETALL live:last, ZRANGE live:seen WITHSCORES, HGETALL live:session, HGETALL
+count:{today}, GET live:version, plus the Redis-cached registry summary (terminal roles, year
+totals). No history is read on this path.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from dashboard.deps import Deps
 
 ROLE_CODE = {"level1_supervisor": "1", "level2_supervisor": "2", "co_manager": "c", "informant": "i"}
 MEASURES = ("officers", "inspections", "reports", "alerts")
-RESEND_S = 10.0  # re-send even without a new batch, so online counts follow the clock
 
 
 def local_day(settings, now: float | None = None) -> str:
@@ -144,6 +143,11 @@ def is_online(settings, snap: Snapshot, tid: str) -> bool:
     return snap.session.get(tid) != "0"
 
 
+def online_ids(settings, snap: Snapshot) -> set[str]:
+    """Every terminal online at ``snap.now``: computed once per snapshot, used by all figures."""
+    return {tid for tid in set(snap.seen) | set(snap.last) if is_online(settings, snap, tid)}
+
+
 def kind_totals_today(counts: dict[str, int]) -> dict[str, int]:
     out: dict[str, int] = {}
     for fld, n in counts.items():
@@ -161,7 +165,8 @@ def per_grid(counts: dict[str, int], kind: str) -> dict[str, int]:
     return out
 
 
-def grid_values(settings, snap: Snapshot, measure: str, alerts: dict[str, int] | None = None) -> dict[str, int]:
+def grid_values(settings, snap: Snapshot, measure: str, alerts: dict[str, int] | None = None,
+                online: set[str] | None = None) -> dict[str, int]:
     """Value of ``measure`` per level-2 grid (grids with zero are omitted).
 
     officers: online terminals whose newest fix lies in the grid; inspections/reports: today's
@@ -173,17 +178,18 @@ def grid_values(settings, snap: Snapshot, measure: str, alerts: dict[str, int] |
         return per_grid(snap.counts, "report")
     if measure == "alerts":
         return dict(alerts or {})
+    online = online if online is not None else online_ids(settings, snap)
     out: dict[str, int] = {}
     for tid, fix in snap.last.items():
         g2 = fix.get("g2")
-        if g2 and is_online(settings, snap, tid):
+        if g2 and tid in online:
             out[g2] = out.get(g2, 0) + 1
     return out
 
 
-def counters(settings, snap: Snapshot, meta: dict, base: dict) -> dict:
+def counters(settings, snap: Snapshot, meta: dict, base: dict, online: set[str] | None = None) -> dict:
     today = kind_totals_today(snap.counts)
-    online = sum(1 for tid in set(snap.seen) | set(snap.last) if is_online(settings, snap, tid))
+    online = len(online if online is not None else online_ids(settings, snap))
     total = max(int(meta.get("total") or 0), len(snap.last))
     case = base.get("case") or {}
     return {
@@ -200,71 +206,8 @@ def counters(settings, snap: Snapshot, meta: dict, base: dict) -> dict:
     }
 
 
-def terminal_rows(settings, snap: Snapshot, meta: dict) -> list[list]:
-    """[id, lat, lon, fix_age_s, seen_age_s, role_code, heading (-1 = none), offline (0/1)] per terminal."""
-    roles = meta.get("t") or {}
-    now = snap.now
-    rows = []
-    for tid, fix in snap.last.items():
-        try:
-            lat = round(float(fix["lat"]), 5)
-            lon = round(float(fix["lon"]), 5)
-        except (KeyError, TypeError, ValueError):
-            continue
-        ts = float(fix.get("ts") or 0)
-        seen = snap.seen.get(tid, ts)
-        hdg = fix.get("hdg")
-        rows.append(
-            [
-                tid,
-                lat,
-                lon,
-                max(0, int(now - ts)),
-                max(0, int(now - seen)),
-                (roles.get(tid) or ["?"])[0],
-                int(hdg) if isinstance(hdg, (int, float)) else -1,
-                0 if is_online(settings, snap, tid) else 1,
-            ]
-        )
-    rows.sort(key=lambda r: r[0])
-    return rows
-
-
 def values_hash(values: dict) -> str:
     return hashlib.blake2s(orjson.dumps(values, option=orjson.OPT_SORT_KEYS), digest_size=8).hexdigest()
-
-
-def refresh(deps: Deps, state: dict | None, measure: str, force: bool = False, now: float | None = None) -> tuple[dict | None, dict]:
-    """One wall refresh. Returns (payload or None when nothing changed, new state).
-
-    ``state`` is what the browser kept from the previous refresh: {"v": version, "at": epoch,
-    "gh": hash of the grid values, "m": measure}. The payload is
-    {"v", "now", "t": terminal rows, "c": counters, "g": grid values (only when changed), "m"}.
-    """
-    now = now if now is not None else time.time()
-    state = dict(state or {})
-    measure = measure if measure in MEASURES else "officers"
-    if not force and state.get("m") == measure and now - float(state.get("at") or 0) < RESEND_S:
-        if read_version(deps) == state.get("v"):
-            return None, state
-    snap = read_snapshot(deps, now)
-    meta = ensure_meta(deps, snap)
-    base = ensure_base(deps, snap)
-    alerts = alerts_by_grid(deps) if measure == "alerts" else None
-    values = grid_values(deps.settings, snap, measure, alerts)
-    gh = values_hash(values) + measure
-    payload: dict = {
-        "v": snap.version,
-        "now": round(now, 1),
-        "t": terminal_rows(deps.settings, snap, meta),
-        "c": counters(deps.settings, snap, meta, base),
-        "m": measure,
-    }
-    if gh != state.get("gh"):
-        payload["g"] = values
-        payload["gmax"] = max(values.values(), default=0)
-    new_state = {"v": snap.version, "at": now, "gh": gh, "m": measure}
-    return payload, new_state
 
 
 def day_window(settings, hours: int, now: float | None = None) -> tuple[datetime, datetime]:

@@ -15,7 +15,7 @@ import logging
 import flask
 import orjson
 
-from dashboard import queries
+from dashboard import live_delta, queries
 from dashboard.auth import web as auth_web
 from dashboard.deps import Deps
 
@@ -83,6 +83,19 @@ def register(server: flask.Flask, deps: Deps) -> None:
                 return queries.entities_geojson_text(conn)
 
         return _serve(deps, "entities", build)
+
+    builder = live_delta.Builder(deps)
+
+    @server.get("/api/live")
+    def live_changes():
+        """What changed since the snapshot the screen has (dashboard/live_delta.py); behind the
+        same wall gate as the layers (auth/web.py: WALL_ROUTES)."""
+        args = flask.request.args
+        builder.touch()
+        body = live_delta.answer(deps, args.get("s"), args.get("m", "officers"), args.get("gh"), builder=builder)
+        resp = flask.Response(status=204) if body is None else flask.Response(body, mimetype="application/json")
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
 
     @server.get("/healthz")
     def healthz():

@@ -153,7 +153,9 @@ class Settings(BaseSettings):
     language: Literal["zh-CN", "en"] = Field("zh-CN", description="Interface language of the wall")
     tile_url: str | None = Field(None, description="Base map tile URL template; none gives a plain dark map")
     tile_attribution: str = Field("", description="Attribution shown for the tiles")
-    wall_refresh_ms: int = Field(1000, description="How often the wall polls the live snapshot")
+    wall_refresh_ms: int = Field(
+        250, ge=100, description="How often the wall asks for what changed (nothing new: a 204 from a few Redis reads); bounds fix-to-screen latency"
+    )
     wall_rotate_s: int = Field(0, description="Wall mode: seconds per level-1 grid in the focus rotation (0 = off)")
 
     # --- Web sign-in (issue 15: dashboard/auth/; users are in the database: python -m dashboard.users) ---

@@ -2,22 +2,16 @@
  *
  * - window.dashExtensions.gridwatch.*: functions dash-leaflet calls by name ({"variable": ...}):
  *   grid styles (colour from `hideout`), entity points and cluster icons, alert pins.
- * - window.dash_clientside.gridwatch.*: clientside callbacks. `applyLive` moves the existing
- *   canvas terminal markers in place from the compact refresh payload; it never touches the
- *   map's view. `rotate` is the one place the view moves (wall mode, by configuration).
+ * - window.dash_clientside.gridwatch.*: clientside callbacks. `rotate` is the one place the
+ *   view moves (wall mode, by configuration). The live terminals are gwlive.js's.
  */
 (function () {
   "use strict";
   var gw = (window.gridwatch = window.gridwatch || {});
   gw.maps = gw.maps || {};
-  gw.markers = gw.markers || {};   // terminal id -> marker
-  gw.rows = gw.rows || {};         // terminal id -> last row
-  gw.received = 0;                 // client clock (s) when the last payload arrived
+  gw.markers = gw.markers || {};   // terminal id -> marker (gwlive.js)
   gw.config = gw.config || {onlineWindow: 120, staleAfter: 60, strings: {}};
-  gw.applyMs = [];                 // recent apply durations (bench/diagnostics)
 
-  var ROLE_COLOURS = {"1": "#ffc857", "2": "#35d0ff", "c": "#b794f6", "i": "#5ee69a", "?": "#e0e6ee"};
-  var ROLE_KEYS = {"1": "role.level1_supervisor", "2": "role.level2_supervisor", "c": "role.co_manager", "i": "role.informant", "?": "role.unknown"};
   var RISK_COLOURS = {A: "#4f9d69", B: "#6c8fb3", C: "#d6a243", D: "#e0584f"};
   var PALETTES = {
     officers: ["#0f2a3d", "#1d6fa5", "#35d0ff"],
@@ -26,7 +20,6 @@
     alerts: ["#2d1416", "#b0323a", "#ff6b6b"]
   };
 
-  function nowS() { return Date.now() / 1000; }
   function str(k) { return (gw.config.strings || {})[k] || k; }
 
   // ------------------------------------------------------------------ map discovery
@@ -52,10 +45,8 @@
     map.whenReady(function () { gw.zoom = map.getZoom(); });
     map.on("zoomend", function () {
       gw.zoom = map.getZoom();
-      var shift = gw.received ? nowS() - gw.received : 0;
-      for (var tid in gw.markers) { var row = gw.rows[tid]; if (row) gw.markers[tid].setStyle(styleFor(row, shift)); }
+      if (gw.restyleAll) gw.restyleAll();
     });
-    if (gw.pending) { var p = gw.pending; gw.pending = null; applyRows(map, p); }
   }
   function hook() {
     if (gw.hooked) return;
@@ -70,7 +61,7 @@
   // ------------------------------------------------------------------ fit the city (once)
   // The map opens on Settings.city_bbox, which is wider than the city: when the level-2 grids are
   // drawn, fit their extent to the panel, once per page load. Never again (refreshes restyle the
-  // grids, which re-adds their layers): from then on the view is the operator's. A drag or a
+  // grids in place): from then on the view is the operator's. A drag or a
   // wheel before the grids arrive also cancels the fit.
   function fitCityOnce(map) {
     var done = false, timer = null;
@@ -122,32 +113,7 @@
   }
   hook();
 
-  // ------------------------------------------------------------------ terminals
-  // Marker size follows the zoom: a city-wide view of 1,000 officers stays readable.
-  function sizes() {
-    var z = gw.zoom || 10;
-    return z <= 10 ? {r: 3.2, head: false} : z <= 12 ? {r: 4.5, head: true} : {r: 6.5, head: true};
-  }
-  function styleFor(row, shift) {
-    var fixAge = row[3] + shift, seenAge = row[4] + shift, sz = sizes();
-    var offline = row[7] === 1 || seenAge > gw.config.onlineWindow;
-    var colour = ROLE_COLOURS[row[5]] || ROLE_COLOURS["?"];
-    if (offline) {
-      return {radius: sz.r, color: "#8a94a3", weight: 1.5, opacity: 0.85, fillColor: "#8a94a3", fillOpacity: 0.0, heading: -1};
-    }
-    var op = 1;
-    if (fixAge > gw.config.staleAfter) {
-      op = Math.max(0.3, 1 - (fixAge - gw.config.staleAfter) / Math.max(1, gw.config.onlineWindow));
-    }
-    return {radius: sz.r, color: "#06101a", weight: sz.r > 4 ? 1.2 : 0.6, opacity: op, fillColor: colour, fillOpacity: op,
-            heading: sz.head ? row[6] : -1};
-  }
-  function statusWord(row, shift) {
-    var fixAge = row[3] + shift, seenAge = row[4] + shift;
-    if (row[7] === 1 || seenAge > gw.config.onlineWindow) return str("status.offline");
-    if (fixAge > gw.config.staleAfter) return str("status.stale");
-    return str("status.online");
-  }
+  // ------------------------------------------------------------------ terminals (drawn by gwlive.js)
   // Leaflet sets a string tooltip as HTML: anything from terminals goes in as a text node.
   function textNode(text) {
     var span = document.createElement("span");
@@ -155,48 +121,6 @@
     return span;
   }
   gw.textNode = textNode;
-  function tooltipFor(id) {
-    return function () {
-      var row = gw.rows[id];
-      if (!row) return textNode(id);
-      var shift = nowS() - gw.received;
-      return textNode(id + " · " + str(ROLE_KEYS[row[5]] || "role.unknown") + " · " + statusWord(row, shift));
-    };
-  }
-  function applyRows(map, rows) {
-    ensurePanes(map);
-    var t0 = performance.now();
-    var seen = {}, i, row, m, id;
-    for (i = 0; i < rows.length; i++) {
-      row = rows[i]; id = row[0]; seen[id] = true;
-      gw.rows[id] = row;
-      m = gw.markers[id];
-      var st = styleFor(row, 0);
-      if (!m) {
-        st.renderer = map._gwTermRenderer; st.pane = "gw-terminals"; st.interactive = false;
-        m = new gw.TerminalMarker([row[1], row[2]], st);
-        m.addTo(map);
-        gw.markers[id] = m;
-      } else {
-        var ll = m.getLatLng();
-        if (ll.lat !== row[1] || ll.lng !== row[2]) m.setLatLng([row[1], row[2]]);
-        m.setStyle(st);
-      }
-    }
-    for (id in gw.markers) {
-      if (!seen[id]) { map.removeLayer(gw.markers[id]); delete gw.markers[id]; delete gw.rows[id]; }
-    }
-    var dt = performance.now() - t0;
-    gw.applyMs.push(dt); if (gw.applyMs.length > 600) gw.applyMs.shift();
-    gw.applied = (gw.applied || 0) + 1;
-  }
-  // Between payloads positions age: re-style every few seconds so stale ones fade on time.
-  setInterval(function () {
-    var map = gw.getMap(); if (!map || !gw.received) return;
-    var shift = nowS() - gw.received;
-    if (shift < 3) return;
-    for (var id in gw.markers) { var row = gw.rows[id]; if (row) gw.markers[id].setStyle(styleFor(row, shift)); }
-  }, 5000);
   // Nearest terminal within a few pixels of a container point, or null.
   function nearest(map, pt) {
     var best = null, bestD = 81, id;  // 9 px
@@ -224,22 +148,16 @@
       if (!id) { if (tip) { map.closeTooltip(tip); tip = null; } el.style.cursor = ""; return; }
       el.style.cursor = "pointer";
       if (!tip) tip = L.tooltip({direction: "top", offset: [0, -8]});
-      tip.setLatLng(gw.markers[id].getLatLng()).setContent(tooltipFor(id)());
+      tip.setLatLng(gw.markers[id].getLatLng()).setContent(gw.tooltipFor(id));
       if (!map.hasLayer(tip)) map.openTooltip(tip);
     }, true);
   }
-  gw.terminalCount = function () { return Object.keys(gw.markers).length; };
 
   // Times in the bureau's zone and language, whatever the browser's own settings.
   function localTime(d, config) {
     try {
       return d.toLocaleString(config.locale || "zh-CN", {timeZone: config.tz || "Asia/Shanghai", hour12: false});
     } catch (e) { return d.toLocaleString(); }
-  }
-  function fmt(v, pct) {
-    if (v === null || v === undefined) return "—";
-    if (pct) return (Math.round(v * 10) / 10).toLocaleString() + "%";
-    return Number(v).toLocaleString();
   }
 
   // ------------------------------------------------------------------ replay
@@ -274,7 +192,9 @@
   window.dashExtensions = Object.assign({}, window.dashExtensions, {
     gridwatch: {
       level2Style: function (feature, context) {
-        var h = (context && context.hideout) || {};
+        // gwlive.js keeps the values in gw.gridValues and restyles the existing polygons: changing
+        // the layer's hideout makes dash-leaflet clear and re-add all 531 of them (the wall's leak).
+        var h = gw.gridValues || (context && context.hideout) || {};
         var v = (h.values || {})[feature.properties.code] || 0;
         var max = h.max || 0, t = max > 0 ? v / max : 0;
         var pal = PALETTES[h.measure] || PALETTES.officers;
@@ -304,25 +224,9 @@
 
   // ------------------------------------------------------------------ clientside callbacks
   var NU = function () { return window.dash_clientside.no_update; };
-  var COUNTERS = ["inspections_today", "inspections_year", "reports_year", "leads_verified", "cases_filed",
-                  "police_transfers", "penalty_decisions", "mediation_rate_pct"];
 
   window.dash_clientside = Object.assign({}, window.dash_clientside, {
     gridwatch: {
-      // payload -> markers moved in place; returns [level-2 hideout, online counter, ...counters, updated]
-      applyLive: function (payload, config) {
-        var n = 2 + COUNTERS.length;
-        if (!payload) { var out = []; for (var i = 0; i < n; i++) out.push(NU()); return out; }
-        if (config) { gw.config = config; }
-        gw.received = nowS();
-        var map = gw.getMap();
-        if (map) applyRows(map, payload.t); else gw.pending = payload.t;
-        var c = payload.c || {};
-        var hideout = payload.g ? {measure: payload.m, values: payload.g, max: payload.gmax || 0} : NU();
-        var res = [hideout, fmt(c.online) + " / " + fmt(c.total)];
-        COUNTERS.forEach(function (k) { res.push(fmt(c[k], k === "mediation_rate_pct")); });
-        return res;
-      },
       replayTick: function (n, value, data, speed, maxv) {
         if (!data || !data.p || !data.p.length) return NU();
         var next = (value || 0) + (speed || 10) * 0.25;
@@ -333,7 +237,14 @@
         if (!n || !data || !data.p || !data.p.length) return NU();
         return !disabled;
       },
+      // the measure the grids are coloured by: the live layer asks for its values at once
+      measure: function (value) {
+        gw.measure = null; gw.wantMeasure = value || "officers";
+        if (gw.pollNow) gw.pollNow();
+        return NU();
+      },
       clock: function (n, config) {
+        if (config) gw.config = config;  // the live layer (gwlive.js) reads it
         return localTime(new Date(), config || gw.config);
       },
       replayDraw: function (value, data, config) {

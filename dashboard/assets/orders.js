@@ -3,7 +3,7 @@
  * window.dash_clientside.gwOrders.*: clientside callbacks (registered in dashboard/orders_*.py).
  * - draw(overlay, liveData): each active order's place (pin with its title as text), its radius
  *   (circle) or its grids (outlines), and a ring around each recipient's current position
- *   (from the wall's live payload), green once the recipient has arrived. Own panes and layers;
+ *   (gridwatch.position, from the live layer; liveData only says it moved), green once the recipient has arrived. Own panes and layers;
  *   the map's view is never changed and the terminal markers of gridwatch.js are not touched.
  * - pick(value, lat, lon): "pick place" mode: a click on the map sets the console's lat/lon
  *   (dash_clientside.set_props) and the picked place shows as a marker.
@@ -13,7 +13,6 @@
 (function () {
   "use strict";
   var go = (window.gwOrders = window.gwOrders || {});
-  go.positions = go.positions || {};   // terminal id -> [lat, lon] from the live payload
   go.rings = go.rings || {};           // terminal id -> ring marker
   go.recipients = go.recipients || {}; // terminal id -> {arrived, state}
   go.pins = go.pins || {};             // order id -> pin marker (tests/diagnostics)
@@ -117,7 +116,7 @@
   function drawRings(map) {
     var seen = {}, tid;
     for (tid in go.recipients) {
-      var pos = go.positions[tid];
+      var pos = window.gridwatch && window.gridwatch.position ? window.gridwatch.position(tid) : null;
       if (!pos) continue;
       seen[tid] = true;
       var r = go.recipients[tid];
@@ -149,9 +148,6 @@
     gwOrders: {
       draw: function (overlay, liveData) {
         var map = getMap();
-        if (liveData && liveData.t) {
-          liveData.t.forEach(function (row) { go.positions[row[0]] = [row[1], row[2]]; });
-        }
         if (!map) return NU();
         ensure(map);
         if (overlay !== go.lastOverlay) { go.lastOverlay = overlay; drawOrders(map, overlay); }

@@ -33,8 +33,8 @@ COOKIE = "gw_session"
 
 # The page router renders the sign-in page for anyone; these feed the read-only wall.
 OPEN_CALLBACKS = ("_pages_",)
-WALL_CALLBACKS = ("live-data.", "chart-activity.", "alert-feed.", "orders-overlay.")
-WALL_ROUTES = ("/api/grids.geojson", "/api/entities.geojson")
+WALL_CALLBACKS = ("chart-activity.", "alert-feed.", "orders-overlay.")
+WALL_ROUTES = ("/api/grids.geojson", "/api/entities.geojson", "/api/live")
 
 
 def callback_level(output: str) -> Level:

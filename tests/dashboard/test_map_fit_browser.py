@@ -62,7 +62,7 @@ def test_city_fills_the_panel_and_refresh_keeps_the_operators_view(wall, browser
     assert px["x0"] >= -2 and px["y0"] >= -2 and px["x1"] <= px["w"] + 2 and px["y1"] <= px["h"] + 2, px  # all of it shown
     assert px["w"] > 1000 and px["h"] > 600, px  # really the 1920x1080 layout's panel
 
-    # The operator zooms in; several live refreshes (which restyle and re-add the grids) follow.
+    # The operator zooms in; several live refreshes (which move markers and restyle the grids) follow.
     page.evaluate("() => { window.gridwatch.getMap().setView([28.2, 117.0], 13, {animate: false}); }")
     applied = page.evaluate("() => window.gridwatch.applied")
     page.wait_for_function(f"() => window.gridwatch.applied >= {applied + 3}", timeout=20_000)

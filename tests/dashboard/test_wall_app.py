@@ -23,21 +23,17 @@ def _call(client, app, output_key: str, inputs: list, state: list, changed: list
     return client.post("/_dash-update-component", data=json.dumps(body), content_type="application/json"), cb
 
 
-def test_refresh_callback_then_no_update(app, known_live, known_db):
-    inputs = [{"id": "live-tick", "property": "n_intervals", "value": 1}, {"id": "measure", "property": "value", "value": "officers"}]
-    # Live positions are not for anonymous visitors.
-    resp, _ = _call(app.server.test_client(), app, "live-data.data", inputs, [{"id": "live-state", "property": "data", "value": {}}],
-                    ["live-tick.n_intervals"])
-    assert resp.status_code == 401
+def test_live_route_needs_wall_access_then_full_delta_or_204(app, known_live, known_db):
+    # Live positions are not for anonymous visitors: the same gate as the map layers.
+    assert app.server.test_client().get("/api/live?m=officers").status_code == 401
     client = wall_client(app, known_db)  # the read-only wall may
-    resp, _ = _call(client, app, "live-data.data", inputs, [{"id": "live-state", "property": "data", "value": {}}], ["live-tick.n_intervals"])
-    assert resp.status_code == 200, resp.data[:500]
-    out = resp.get_json()["response"]
-    data, state = out["live-data"]["data"], out["live-state"]["data"]
-    assert {r[0] for r in data["t"]} == {"T1", "T2", "T3"} and data["c"]["online"] == 2
-    # Same version, asked again within the re-send period: no update (HTTP 204).
-    resp2, _ = _call(client, app, "live-data.data", inputs, [{"id": "live-state", "property": "data", "value": state}], ["live-tick.n_intervals"])
-    assert resp2.status_code == 204
+    resp = client.get("/api/live?m=officers")
+    assert resp.status_code == 200 and resp.headers["Cache-Control"] == "no-store"
+    data = resp.get_json()
+    assert data["full"]["ids"] == ["T1", "T2", "T3"] and data["c"]["total"] == 3
+    # The snapshot it has, asked again with nothing new: 204.
+    again = client.get(f"/api/live?m=officers&s={data['s']}&gh={data['gh']}")
+    assert again.status_code == 204 and again.data == b""
 
 
 def test_geojson_routes_gzip_and_etag(app, known_db):
@@ -92,14 +88,17 @@ def test_layouts_build_in_both_languages(settings, language, wall):
     assert '"gw-map"' in text and '"ctr-online"' in text
 
 
-def test_warm_runs_the_refresh_callback(settings, known_live, rds):
+def test_warm_runs_the_live_feed(settings, known_live, rds):
     from dashboard.app import warm
     from dashboard.deps import Deps
 
     app = create_app(settings)
-    rds.delete(Deps(settings).cache_key("terminal_meta"))
+    deps = Deps(settings)
+    for key in [deps.cache_key("terminal_meta"), *rds.scan_iter(match=deps.cache_key("wall:*"))]:
+        rds.delete(key)
     assert warm(app) > 0
-    assert rds.get(Deps(settings).cache_key("terminal_meta")) is not None  # the callback really ran
+    assert rds.get(deps.cache_key("terminal_meta")) is not None  # the feed really ran: it built a snapshot
+    assert rds.get(deps.cache_key("wall:latest")) is not None
 
 
 def test_tiles_only_when_configured(settings):
@@ -111,3 +110,11 @@ def test_tiles_only_when_configured(settings):
     assert urls(settings) == []  # no tile server: the plain dark background
     tiled = settings.model_copy(update={"tile_url": "http://tiles.intranet/{z}/{x}/{y}.png"})
     assert urls(tiled) == ["http://tiles.intranet/{z}/{x}/{y}.png"]
+
+
+def test_the_page_preloads_the_layers_only_for_who_may_see_them(app, known_db):
+    anon = app.server.test_client().get("/wall").get_data(as_text=True)
+    assert 'rel="preload"' not in anon  # the sign-in page: nothing of the map
+    page = wall_client(app, known_db).get("/wall").get_data(as_text=True)
+    for url in ("/api/grids.geojson?level=2", "/api/grids.geojson?level=1", "/api/entities.geojson"):
+        assert f'<link rel="preload" href="{url}" as="fetch" crossorigin="anonymous">' in page

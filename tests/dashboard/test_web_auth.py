@@ -77,9 +77,8 @@ def _replay(client, app):
 
 
 def _live(client, app):
-    return dash_call(client, app, "live-data.data",
-                     [{"id": "live-tick", "property": "n_intervals", "value": 1}, {"id": "measure", "property": "value", "value": "officers"}],
-                     [{"id": "live-state", "property": "data", "value": {}}], ["live-tick.n_intervals"])
+    """The wall's live feed (GET /api/live, dashboard/live_delta.py)."""
+    return client.get("/api/live?m=officers")
 
 
 # ----------------------------------------------------------------- 1. secrets and bind
@@ -315,7 +314,7 @@ def test_reading_needs_sign_in_and_the_wall_reads_only_the_wall(app, known_db):
 
 def test_callback_levels():
     assert callback_level(".._pages_content.children..._pages_store.data..") is Level.ANONYMOUS
-    assert callback_level("..live-data.data...live-state.data..") is Level.WALL
+    assert callback_level("..chart-activity.figure...chart-grids.figure...chart-categories.figure..") is Level.WALL
     assert callback_level("..alert-feed.children...alert-data.data..") is Level.WALL
     for out in ("..details.children...track-line.positions..", "..replay-data.data...replay-slider.max..",
                 "..orders-board.children...order-sel.options..", "something-new.children", ""):
@@ -512,9 +511,4 @@ def test_forwarded_address_only_through_a_trusted_proxy(settings, known_live):
 
 
 def _live_with(client, app, headers: dict):
-    key = next(k for k in app.callback_map if k.lstrip(".").startswith("live-data.data"))
-    outputs = [{"id": o.rsplit(".", 1)[0], "property": o.rsplit(".", 1)[1]} for o in key.strip(".").split("...")]
-    body = {"output": key, "outputs": outputs, "changedPropIds": ["live-tick.n_intervals"],
-            "inputs": [{"id": "live-tick", "property": "n_intervals", "value": 1}, {"id": "measure", "property": "value", "value": "officers"}],
-            "state": [{"id": "live-state", "property": "data", "value": {}}]}
-    return client.post("/_dash-update-component", data=json.dumps(body), content_type="application/json", headers=headers)
+    return client.get("/api/live?m=officers", headers=headers)
