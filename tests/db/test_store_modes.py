@@ -63,6 +63,21 @@ def test_write_path_is_exactly_once_and_rolls_up(store_dsn):
     assert [(g, k, n) for _, g, k, n in got] == [("G1", "gps", 100)]
 
 
+def test_a_batch_part_new_part_repeated_hands_on_exactly_its_new_rows(store_dsn):
+    """The write returns only a count when every row was new; otherwise the keys, matched here."""
+    dsn, _ = store_dsn
+    store = PgStore(dsn)
+    batch = rows(10, datetime.now(timezone.utc).replace(microsecond=0))
+    store.write(Decoded(fixes=batch[:4]))
+    mixed = batch[2:8] + batch[6:7]  # two stored before, four new, one repeated inside the batch
+    got = store.write(Decoded(fixes=mixed))
+    fresh = store.write(Decoded(fixes=batch[8:]))
+    store.close()
+    assert [r.key for r in got.fixes] == [r.key for r in batch[4:8]]
+    assert got.duplicates == 3
+    assert ([r.key for r in fresh.fixes], fresh.duplicates) == ([r.key for r in batch[8:]], 0)
+
+
 def test_year_of_history_queries_use_indexes(store_dsn):
     """The wall's reads name a terminal or grid and a window: the planner must not scan everything."""
     dsn, _ = store_dsn
