@@ -19,6 +19,7 @@ import logging
 import struct
 import threading
 import time
+from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -37,6 +38,19 @@ DRAIN_PACKETS = 256
 _PUBACK = struct.Struct("!BBH")  # MQTT 5 PUBACK, reason "success" left out: type, remaining length 2, packet id
 
 
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """What on_message reads of a paho MQTTMessage, for the lean path below."""
+
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    dup: bool
+    retain: bool
+    properties: None = None
+
+
 class BulkClient(mqtt.Client):
     """paho's client with the two per-message costs ingest measured taken out (see README, "Ingest
     performance"); what goes over the wire is unchanged.
@@ -47,6 +61,10 @@ class BulkClient(mqtt.Client):
       recv() for many messages.
     - Acknowledging: ``ack()`` queues one 4-byte packet and wakes the network thread (a send() on
       its socket pair) per message; ``ack_many`` queues a whole batch's PUBACKs as one write.
+    - Decoding: for a QoS 1 PUBLISH without MQTT 5 properties (what terminals send), a few slices
+      replace paho's struct formats, its Properties object, its MQTTMessage (which builds a
+      threading.Condition per message) and its per-message topic-filter match; on_message gets a
+      ``Publish`` with the same attributes. Anything else takes paho's own path.
     """
 
     def __init__(self, *args, **kwargs):
@@ -78,6 +96,34 @@ class BulkClient(mqtt.Client):
             self._reads_left -= 1
             if rc or self._sock is None or self._rpos >= len(self._rbuf):
                 return rc
+
+    def _handle_publish(self) -> mqtt.MQTTErrorCode:
+        header, packet = self._in_packet["command"], self._in_packet["packet"]
+        if (header & 0x06) != 0x02 or not self._manual_ack or self._protocol != mqtt.MQTTv5:
+            return super()._handle_publish()
+        end = 2 + int.from_bytes(packet[0:2], "big")
+        if len(packet) < end + 3 or packet[end + 2] != 0:  # short (paho reports it) or has properties
+            return super()._handle_publish()
+        try:
+            topic = packet[2:end].decode("utf-8")
+        except UnicodeDecodeError:
+            return super()._handle_publish()
+        message = Publish(topic, bytes(packet[end + 3:]), int.from_bytes(packet[end:end + 2], "big"), 1,
+                          bool(header & 0x08), bool(header & 0x01))
+        with self._callback_mutex:
+            on_message = self.on_message
+        if on_message:
+            with self._in_callback_mutex:
+                try:
+                    on_message(self, self._userdata, message)
+                except Exception as err:  # paho's rule for callbacks, kept
+                    self._easy_log(mqtt.MQTT_LOG_ERR, "Caught exception in on_message: %s", err)
+                    if not self.suppress_exceptions:
+                        raise
+        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def message_callback_add(self, sub, callback) -> None:
+        raise NotImplementedError("BulkClient delivers every message to on_message")
 
     def ack_many(self, mids: list[int]) -> None:
         """PUBACK these QoS 1 packet ids (manual_ack) in one queued write."""
