@@ -148,7 +148,8 @@ class IngestService:
         except queue.Empty:
             return []
         batch = [first]
-        deadline = first.received_at + self.settings.ingest_batch_ms / 1000  # received_at: time.time()
+        # received_at is time.time(); min(): a clock set back meanwhile must not stretch the window
+        deadline = min(first.received_at, time.time()) + self.settings.ingest_batch_ms / 1000
         idle_s = self.settings.ingest_idle_ms / 1000
         while len(batch) < self.settings.ingest_batch_max:
             try:

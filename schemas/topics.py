@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from enum import StrEnum
+from functools import lru_cache
 
 TERMINAL_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 _TERMINAL_ID = re.compile(TERMINAL_ID_PATTERN)
