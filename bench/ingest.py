@@ -4,8 +4,10 @@ Everything runs on a private Mosquitto started for the run with the project's co
 (bench/local_broker.py: queues of 1,000,000, no in-flight cap), so other users of the shared
 broker do not disturb the counts, and in a database of its own with the demo city imported
 (so every fix is grid-tagged, as in production). Three consumers take the same stream
-(60,000 single-fix QoS 1 messages from 1,000 terminals by default) at three loads (as fast as
-the publisher goes, 10,000/s, 5,000/s):
+(60,000 single-fix QoS 1 messages from 1,000 terminals by default) at four loads: "drain" (the
+whole stream queued in the broker while the consumers are stopped, then drained: their own
+capacity, with no publisher competing for the CPU), as fast as the publisher goes, 10,000/s and
+5,000/s:
 
 - ``flow``: what a bureau's integrator builds in Node-RED (``mqtt in`` -> function -> one
   multi-row ``INSERT ... ON CONFLICT DO NOTHING`` per 500 rows or 100 ms), written here the same
@@ -19,7 +21,7 @@ p50/p99 publish -> committed (a row's commit is the first 50 ms poll that sees i
 seconds per 10,000 stored fixes of the consumer processes, of their PostgreSQL backends and of
 Redis (Redis is the machine's, shared: its figure is an upper bound). Ratios are against the
 flow of the same load in the same run. Figures are printed, never asserted.
-Usage: python -m bench.ingest [--fixes 60000] [--terminals 1000] [--rates full,10000,5000] [--only x1,x2,flow]
+Usage: python -m bench.ingest [--fixes 60000] [--terminals 1000] [--rates drain,full,10000,5000] [--only flow,x1,x2]
 """
 
 from __future__ import annotations
@@ -159,13 +161,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run(kind: str, s: Settings, n_fixes: int, n_terminals: int, rate: float | None, logs: Path, r: redis.Redis) -> dict:
+def pace(load: str) -> float | None:
+    """Fixes/s the publisher is held to: None for 'full' (as fast as it goes) and 'drain'."""
+    return None if load in ("full", "drain") else float(load)
+
+
+def run(kind: str, s: Settings, n_fixes: int, n_terminals: int, load: str, logs: Path, r: redis.Redis) -> dict:
+    """One consumer, one load. 'drain': the consumers are stopped (SIGSTOP) while the whole stream
+    is published, then resumed: the rate they empty the broker's queue at is their own capacity,
+    with no publisher competing for the two cores (latency there is only the backlog's age)."""
     prefix = f"b{uuid.uuid4().hex[:5]}-"
     # fresh client ids and log files per run: no session, and no "ready" line, left from an earlier run
     # (and group: an earlier run's offline members would still be dealt their share)
     s = s.model_copy(update={"ingest_client_id": f"{s.ingest_client_id}-{prefix[:-1]}",
                              "ingest_share_group": f"{s.ingest_share_group}{prefix[:-1]}"})
-    log = logs / f"bench-ingest-{kind.replace(' ', '')}-{'full' if rate is None else int(rate)}.log"
+    log = logs / f"bench-ingest-{kind.replace(' ', '')}-{load}.log"
     for old in logs.glob(f"{log.stem}*.log"):
         old.unlink()
     procs, app, table = start_consumers(kind, s, log)
@@ -180,11 +190,17 @@ def run(kind: str, s: Settings, n_fixes: int, n_terminals: int, rate: float | No
         holder: dict[str, LoadStats] = {}
 
         def publish():
-            holder["stats"] = publish_fixes(n_fixes, n_terminals, s.mqtt_host, s.mqtt_port, rate=rate,
+            holder["stats"] = publish_fixes(n_fixes, n_terminals, s.mqtt_host, s.mqtt_port, rate=pace(load),
                                             prefix=s.topic_prefix, terminal_prefix=prefix)
 
         t = threading.Thread(target=publish)
+        if load == "drain":
+            _signal_all(procs, signal.SIGSTOP)
         t.start()
+        if load == "drain":
+            t.join()
+            resumed = time.time()
+            _signal_all(procs, signal.SIGCONT)
         stored_at = watch_commits(s.pg_dsn, table, prefix, n_fixes, t)
         cpu = meter.used()
         counts = _counts(s.pg_dsn, table, prefix)
@@ -195,14 +211,19 @@ def run(kind: str, s: Settings, n_fixes: int, n_terminals: int, rate: float | No
         rcpt.disconnect()
     publish_times = holder["stats"].publish_times
     lat = sorted(stored_at[k] - publish_times[k] for k in stored_at if k in publish_times)
-    first_pub = min(publish_times.values())
-    span = max(stored_at.values()) - first_pub if stored_at else float("inf")
+    first = resumed if load == "drain" else min(publish_times.values())
+    span = max(stored_at.values()) - first if stored_at else float("inf")
     stored = counts[0]
-    return {"kind": kind, "rate": rate, "stored": stored, "lost": n_fixes - stored, "untagged": counts[1],
+    return {"kind": kind, "load": load, "stored": stored, "lost": n_fixes - stored, "untagged": counts[1],
             "per_s": stored / span, "offered": holder["stats"].rate, "receipts": got["n"],
             "p50": statistics.median(lat) * 1000 if lat else float("nan"),
             "p99": lat[max(int(len(lat) * 0.99) - 1, 0)] * 1000 if lat else float("nan"),
             "cpu": [c / max(stored, 1) * 10_000 for c in cpu]}
+
+
+def _signal_all(procs: list[ServiceProcess], sig: signal.Signals) -> None:
+    for p in procs:
+        os.kill(p.proc.pid, sig)
 
 
 def _counts(dsn: str, table: str, prefix: str) -> tuple[int, int]:
@@ -242,17 +263,17 @@ def watch_commits(dsn: str, table: str, prefix: str, expected: int, publisher: t
 def print_table(results: list[dict]) -> None:
     print(f"\n{'load':<10}{'consumer':<12}{'stored/s':>10}{'vs flow':>9}{'lost':>7}{'untagged':>10}{'p50 ms':>8}"
           f"{'p99 ms':>8}{'CPU s/10k: proc':>17}{'+PG':>6}{'+Redis':>8}{'total':>7}{'vs flow':>9}{'receipts':>10}")
-    for load in dict.fromkeys(r["rate"] for r in results):
-        group = [r for r in results if r["rate"] == load]
+    for load in dict.fromkeys(r["load"] for r in results):
+        group = [r for r in results if r["load"] == load]
         flow = next((r for r in group if r["kind"] == "flow"), None)
         for r in group:
             own = sum(r["cpu"][:2]) + (r["cpu"][2] if r["kind"] != "flow" else 0.0)  # the flow keeps nothing in Redis
             base = sum(flow["cpu"][:2]) if flow else float("nan")
-            print(f"{'full' if load is None else f'{load:,.0f}/s':<10}{r['kind']:<12}{r['per_s']:>10,.0f}"
+            print(f"{load if pace(load) is None else f'{pace(load):,.0f}/s':<10}{r['kind']:<12}{r['per_s']:>10,.0f}"
                   f"{r['per_s'] / flow['per_s'] if flow else float('nan'):>9.0%}{r['lost']:>7,}{r['untagged']:>10,}"
                   f"{r['p50']:>8.0f}{r['p99']:>8.0f}{r['cpu'][0]:>17.2f}{r['cpu'][1]:>6.2f}{r['cpu'][2]:>8.2f}"
                   f"{own:>7.2f}{own / base:>9.2f}{r['receipts']:>10,}")
-    print("offered/s (publisher): " + ", ".join(f"{r['kind']}@{r['rate'] or 'full'}: {r['offered']:,.0f}" for r in results))
+    print("offered/s (publisher): " + ", ".join(f"{r['kind']}@{r['load']}: {r['offered']:,.0f}" for r in results))
     print("flow untagged = every row (it tags no grid); its Redis figure is the machine's other traffic only.")
 
 
@@ -261,7 +282,8 @@ def main() -> int:
     ap.add_argument("mode", nargs="?", default="bench", choices=("bench", "flow"))
     ap.add_argument("--fixes", type=int, default=60_000)
     ap.add_argument("--terminals", type=int, default=1000)
-    ap.add_argument("--rates", default="full,10000,5000", help="comma-separated; 'full' = as fast as the publisher goes")
+    ap.add_argument("--rates", default="drain,full,10000,5000",
+                    help="comma-separated fixes/s; 'full': as fast as the publisher goes; 'drain': see run()")
     ap.add_argument("--only", default="flow,x1,x2", help="consumers to run: flow, x1 (one ingest), x2 (two ingests)")
     args = ap.parse_args()
     base = get_settings()
@@ -269,7 +291,7 @@ def main() -> int:
         flow_consumer(base)
         return 0
     kinds = [{"flow": "flow", "x1": "ingest x1", "x2": "ingest x2"}[k] for k in args.only.split(",")]
-    rates = [None if x == "full" else float(x) for x in args.rates.split(",")]
+    loads = args.rates.split(",")
     tag = uuid.uuid4().hex[:6]
     dsn = psycopg.conninfo.make_conninfo(base.pg_dsn, dbname=f"gw_bench_{tag}")
     broker = LocalBroker(ROOT / "var" / f"bench-broker-{tag}")
@@ -290,10 +312,10 @@ def main() -> int:
                                     "accept_unregistered": True})
         logs = ROOT / "artifacts"
         logs.mkdir(exist_ok=True)
-        for rate in rates:
+        for load in loads:
             for kind in kinds:
-                print(f"{kind} at {'full offered load' if rate is None else f'{rate:,.0f}/s'} ...", flush=True)
-                results.append(run(kind, s, args.fixes, args.terminals, rate, logs, r))
+                print(f"{kind}, load {load} ...", flush=True)
+                results.append(run(kind, s, args.fixes, args.terminals, load, logs, r))
                 print(f"  {results[-1]['per_s']:,.0f} stored/s, p99 {results[-1]['p99']:.0f} ms", flush=True)
     finally:
         broker.stop()
