@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -319,6 +320,7 @@ def main() -> int:
                 print(f"  {results[-1]['per_s']:,.0f} stored/s, p99 {results[-1]['p99']:.0f} ms", flush=True)
     finally:
         broker.stop()
+        shutil.rmtree(broker.dir, ignore_errors=True)  # its persistence file: nothing to keep
         drop_database(dsn)
         for k in r.scan_iter(match=f"gwbench:{tag}:*", count=1000):
             r.delete(k)
