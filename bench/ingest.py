@@ -59,10 +59,8 @@ _FLOW_ROW = "(" + ", ".join(["%s"] * len(FLOW_COLUMNS)) + ")"
 
 def bench_client(s: Settings, role: str) -> mqtt.Client:
     """Every MQTT client of this benchmark (ingest's own are built by ingest): one construction."""
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{role}-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5)
-    if s.mqtt_username:
-        c.username_pw_set(s.mqtt_username, s.mqtt_password)
-    return c
+    return mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{role}-{uuid.uuid4().hex[:6]}",
+                       protocol=mqtt.MQTTv5)
 
 
 # --- the comparison consumer: the low-code flow ---------------------------------------------------
