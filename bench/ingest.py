@@ -1,24 +1,35 @@
-"""Ingest benchmark: fixes/s stored end to end and publish -> stored latency, against the ceiling.
+"""Ingest benchmark: Gridwatch ingest against a low-code batched flow, on one broker and stream, in one run.
 
-Runs on the services ``./gw setup`` starts (project broker, TimescaleDB, Redis), in a database
-of its own with the demo city imported (so every fix is grid-tagged, as in production):
+Everything runs on a private Mosquitto started for the run with the project's configuration
+(bench/local_broker.py: queues of 1,000,000, no in-flight cap), so other users of the shared
+broker do not disturb the counts, and in a database of its own with the demo city imported
+(so every fix is grid-tagged, as in production). Three consumers take the same stream
+(60,000 single-fix QoS 1 messages from 1,000 terminals by default) at four loads: "drain" (the
+whole stream queued in the broker while the consumers are stopped, then drained: their own
+capacity, with no publisher competing for the CPU), as fast as the publisher goes, 10,000/s and
+5,000/s:
 
-1. ceiling: a bare paho subscriber that only counts, receiving the same stream;
-2. full load: ``python -m ingest`` with the stream offered as fast as the publisher can go;
-   with delivery receipts off and on, alternating (--repeats pairs), to measure what they cost:
-   stored/s, and ingest's CPU seconds per 10,000 fixes (on a busy 2-core machine the publisher is
-   often the limit of a live run; CPU time shows ingest's own cost whatever the pace);
-3. target load: the stream paced at --rate fixes/s (default 5,000), for latency, receipts on.
-A counting subscriber on ``{prefix}/rcpt/t/+`` tells what receipts add to broker traffic.
+- ``flow``: what a bureau's integrator builds in Node-RED (``mqtt in`` -> function -> one
+  multi-row ``INSERT ... ON CONFLICT DO NOTHING`` per 500 rows or 100 ms), written here the same
+  way in Python: one plain subscriber acknowledging on receipt, JSON parse, no validation, no
+  grid, no live state, into a table with ingest's exactly-once key (``python -m bench.ingest flow``);
+- ``ingest x1``: ``python -m ingest`` (receipts on, as shipped);
+- ``ingest x2``: two ingest processes on one shared subscription.
 
-Figures are printed, never asserted: these machines are noisy; compare the ratios.
-Usage: python -m bench.ingest [--fixes 60000] [--terminals 1000] [--rate 5000] [--repeats 2]
+Printed per run: stored/s (first publish -> last row committed), rows lost, untagged fixes,
+p50/p99 publish -> committed (a row's commit is the first 50 ms poll that sees it), and CPU
+seconds per 10,000 stored fixes of the consumer processes, of their PostgreSQL backends and of
+Redis (Redis is the machine's, shared: its figure is an upper bound). Ratios are against the
+flow of the same load in the same run. Figures are printed, never asserted.
+Usage: python -m bench.ingest [--fixes 60000] [--terminals 1000] [--rates drain,full,10000,5000] [--only flow,x1,x2]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -27,9 +38,12 @@ import time
 import uuid
 from pathlib import Path
 
+import orjson
 import paho.mqtt.client as mqtt
 import psycopg
+import redis
 
+from bench.local_broker import LocalBroker
 from db.migrate import drop_database, ensure_database, migrate
 from schemas.settings import Settings, get_settings
 from schemas.topics import Topics
@@ -37,190 +51,278 @@ from terminal.loadgen import LoadStats, publish_fixes
 from tests.support import ServiceProcess, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
+FLOW_APP = "bench-flow"
+FLOW_BATCH, FLOW_WINDOW_S = 500, 0.1
+FLOW_COLUMNS = ("ts", "terminal_id", "seq", "lat", "lon", "acc_m", "speed_mps", "heading_deg", "battery_pct")
+_FLOW_ROW = "(" + ", ".join(["%s"] * len(FLOW_COLUMNS)) + ")"
 
 
-def bare_subscriber_rate(s: Settings, n_fixes: int, n_terminals: int) -> float:
-    """Messages/s a do-nothing paho subscriber receives of a full-speed stream: this machine's ceiling."""
-    topics = Topics(f"bench/{uuid.uuid4().hex[:6]}/gw/v1")
-    got = {"n": 0, "first": 0.0, "last": 0.0}
-    done = threading.Event()
+def bench_client(s: Settings, role: str) -> mqtt.Client:
+    """Every MQTT client of this benchmark (ingest's own are built by ingest): one construction."""
+    return mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{role}-{uuid.uuid4().hex[:6]}",
+                       protocol=mqtt.MQTTv5)
+
+
+# --- the comparison consumer: the low-code flow ---------------------------------------------------
+def flow_consumer(s: Settings) -> None:
+    """mqtt in -> JSON.parse -> batch 500 rows / 100 ms -> one multi-row INSERT ... ON CONFLICT DO NOTHING.
+
+    Like Node-RED's ``mqtt in`` node it acknowledges each message on receipt (paho's default)."""
+    rows: list[tuple] = []
+    cond = threading.Condition()
 
     def on_message(client, userdata, msg):
-        now = time.monotonic()
-        got["first"] = got["first"] or now
-        got["n"] += 1
-        got["last"] = now
-        if got["n"] >= n_fixes:
-            done.set()
+        d = orjson.loads(msg.payload)
+        row = (d["ts"], msg.topic.split("/")[-2], d["seq"], d["lat"], d["lon"], d.get("acc_m"), d.get("speed_mps"),
+               d.get("heading_deg"), d.get("battery_pct"))
+        with cond:
+            rows.append(row)
+            if len(rows) == 1 or len(rows) >= FLOW_BATCH:
+                cond.notify()
 
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-bare-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5)
+    c = bench_client(s, "flow")
     c.on_message = on_message
+    c.on_connect = lambda client, *a: client.subscribe(Topics(s.topic_prefix).terminal_subscription("gps"), qos=1)
     c.connect(s.mqtt_host, s.mqtt_port)
-    c.subscribe(topics.terminal_subscription("+"), qos=1)
     c.loop_start()
-    time.sleep(0.5)
-    publish_fixes(n_fixes, n_terminals, s.mqtt_host, s.mqtt_port, prefix=topics.prefix)
-    done.wait(120)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    with psycopg.connect(s.pg_dsn, autocommit=True, application_name=FLOW_APP) as conn:
+        print("flow ready", flush=True)
+        while not stop.is_set():
+            with cond:
+                if not cond.wait_for(lambda: rows, timeout=0.2):
+                    continue
+                first = time.monotonic()
+                cond.wait_for(lambda: len(rows) >= FLOW_BATCH, timeout=max(0.0, first + FLOW_WINDOW_S - time.monotonic()))
+                batch, rows[:FLOW_BATCH] = rows[:FLOW_BATCH], []
+            conn.execute(f"INSERT INTO flow_fix ({', '.join(FLOW_COLUMNS)}) VALUES "
+                         + ", ".join([_FLOW_ROW] * len(batch)) + " ON CONFLICT DO NOTHING",
+                         [v for row in batch for v in row])
     c.loop_stop()
-    c.disconnect()
-    return got["n"] / max(got["last"] - got["first"], 1e-6)
 
 
-class TopicCounter:
-    """Counts messages and payload bytes on a topic filter (here: the receipts ingest publishes)."""
-
-    def __init__(self, s: Settings, topic_filter: str):
-        self.n = 0
-        self.bytes = 0
-        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-count-{uuid.uuid4().hex[:6]}",
-                             protocol=mqtt.MQTTv5)
-        self.c.on_message = self._on_message
-        self.c.connect(s.mqtt_host, s.mqtt_port)
-        self.c.subscribe(topic_filter, qos=0)
-        self.c.loop_start()
-
-    def _on_message(self, client, userdata, msg):
-        self.n += 1
-        self.bytes += len(msg.payload) + len(msg.topic)
-
-    def close(self):
-        self.c.loop_stop()
-        self.c.disconnect()
+def create_flow_table(dsn: str) -> None:
+    """The flow's table: gps_fix's columns, the same exactly-once key, a hypertable when gps_fix is one."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE flow_fix (LIKE gps_fix INCLUDING DEFAULTS)")
+        conn.execute("ALTER TABLE flow_fix ALTER received_at SET DEFAULT now()")  # the flow does not set it
+        conn.execute("CREATE UNIQUE INDEX flow_fix_once ON flow_fix (terminal_id, seq, ts)")
+        hyper = conn.execute("SELECT to_regclass('timescaledb_information.hypertables') IS NOT NULL").fetchone()[0]
+        if hyper and conn.execute("SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = 'gps_fix'").fetchone():
+            conn.execute("SELECT create_hypertable('flow_fix', 'ts', chunk_time_interval => interval '1 day')")
 
 
-def run_ingest(s: Settings, n_fixes: int, n_terminals: int, rate: float | None, log: Path, receipts: bool = True) -> dict:
-    prefix = f"bn{uuid.uuid4().hex[:5]}-"
-    s = s.model_copy(update={"ingest_receipts": receipts})
-    proc = ServiceProcess("ingest", s, log).start()
-    counter = TopicCounter(s, f"{s.topic_prefix}/rcpt/t/+")
-    try:
-        wait_until(lambda: "subscribed to" in proc.log_text(), what="ingest to subscribe", timeout=30)
-        wait_until(lambda: "grid loaded" in proc.log_text(), what="ingest to load the grid", timeout=30)
-        holder: dict[str, LoadStats] = {}
-        cpu_at_start = cpu_seconds(proc.proc.pid)  # start-up (imports, grid load) is not the load's cost
+# --- one measured run ------------------------------------------------------------------------------
+def start_consumers(kind: str, s: Settings, log: Path) -> tuple[list[ServiceProcess], str, str]:
+    """(processes, their PostgreSQL application_name, the table they write) once they are ready."""
+    if kind == "flow":
+        proc = ServiceProcess("bench.ingest", s, log, "flow").start()
+        proc.wait_for_log("flow ready", what="the flow consumer to connect", timeout=30)
+        return [proc], FLOW_APP, "flow_fix"
+    n = 2 if kind == "ingest x2" else 1
+    procs = []
+    for i in range(n):
+        si = s.model_copy(update={"ingest_client_id": f"{s.ingest_client_id}-{i}", "ingest_shared": n > 1})
+        procs.append(ServiceProcess("ingest", si, log.with_name(f"{log.stem}-{i}.log")).start())
+    for p in procs:
+        p.wait_for_log("subscribed to", what="ingest to subscribe", timeout=30)
+        p.wait_for_log("grid loaded", what="ingest to load the grid", timeout=30)
+    return procs, "gridwatch-ingest", "gps_fix"
 
-        def publish():
-            holder["stats"] = publish_fixes(n_fixes, n_terminals, s.mqtt_host, s.mqtt_port, rate=rate,
-                                            prefix=s.topic_prefix, terminal_prefix=prefix)
 
-        started = time.time()
-        t = threading.Thread(target=publish)
-        t.start()
-        stored, lat = _watch_while_publishing(s.pg_dsn, prefix, n_fixes, t, holder)
-        elapsed = time.time() - started
-        time.sleep(1.5)  # the last coalesced receipts
-        cpu = cpu_seconds(proc.proc.pid) - cpu_at_start
-    finally:
-        proc.stop()
-        counter.close()
-    lat.sort()
-    return {"stored": stored, "offered": holder["stats"].rate if "stats" in holder else 0.0,
-            "receipts": counter.n, "receipt_bytes": counter.bytes, "elapsed": elapsed,
-            "cpu_per_10k": cpu / max(stored, 1) * 10_000,
-            "rate": stored / elapsed if elapsed else 0.0,
-            "p50": statistics.median(lat) if lat else float("nan"),
-            "p99": lat[int(len(lat) * 0.99) - 1] if lat else float("nan")}
+class CpuMeter:
+    """CPU seconds of the consumer processes, of their PostgreSQL backends and of Redis, between two reads."""
+
+    def __init__(self, dsn: str, procs: list[ServiceProcess], app: str, r: redis.Redis):
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            self.backends = [pid for (pid,) in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s", (app,))]
+        self.pids = [p.proc.pid for p in procs]
+        self.r = r
+        self.start = self._read()
+
+    def _read(self) -> tuple[float, float, float]:
+        info = self.r.info("cpu")
+        return (sum(cpu_seconds(p) for p in self.pids), sum(cpu_seconds(p) for p in self.backends),
+                info["used_cpu_user"] + info["used_cpu_sys"])
+
+    def used(self) -> tuple[float, float, float]:
+        return tuple(b - a for a, b in zip(self.start, self._read()))
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU a process has used (Linux /proc): what its work cost, whatever the publisher's speed."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    """User + system CPU a process has used (Linux /proc; 0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _watch_while_publishing(dsn, prefix, expected, thread, holder):
-    """A fix's stored time is the first poll (every 50 ms) that sees its committed row.
+def pace(load: str) -> float | None:
+    """Fixes/s the publisher is held to: None for 'full' (as fast as it goes) and 'drain'."""
+    return None if load in ("full", "drain") else float(load)
 
-    New rows are found by their inserting transaction id (one ingest writes batches one
-    after another, so ids grow), which needs no index the product does not have.
-    """
+
+def run(kind: str, s: Settings, n_fixes: int, n_terminals: int, load: str, logs: Path, r: redis.Redis) -> dict:
+    """One consumer, one load. 'drain': the consumers are stopped (SIGSTOP) while the whole stream
+    is published, then resumed: the rate they empty the broker's queue at is their own capacity,
+    with no publisher competing for the two cores (latency there is only the backlog's age)."""
+    prefix = f"b{uuid.uuid4().hex[:5]}-"
+    # fresh client ids and log files per run: no session, and no "ready" line, left from an earlier run
+    # (and group: an earlier run's offline members would still be dealt their share)
+    s = s.model_copy(update={"ingest_client_id": f"{s.ingest_client_id}-{prefix[:-1]}",
+                             "ingest_share_group": f"{s.ingest_share_group}{prefix[:-1]}"})
+    log = logs / f"bench-ingest-{kind.replace(' ', '')}-{load}.log"
+    for old in logs.glob(f"{log.stem}*.log"):
+        old.unlink()
+    procs, app, table = start_consumers(kind, s, log)
+    rcpt = bench_client(s, "rcpt")  # what receipts add to broker traffic
+    got = {"n": 0}
+    rcpt.on_message = lambda *a: got.__setitem__("n", got["n"] + 1)
+    rcpt.connect(s.mqtt_host, s.mqtt_port)
+    rcpt.subscribe(f"{s.topic_prefix}/rcpt/t/+", qos=0)
+    rcpt.loop_start()
+    try:
+        meter = CpuMeter(s.pg_dsn, procs, app, r)
+        holder: dict[str, LoadStats] = {}
+
+        def publish():
+            holder["stats"] = publish_fixes(n_fixes, n_terminals, s.mqtt_host, s.mqtt_port, rate=pace(load),
+                                            prefix=s.topic_prefix, terminal_prefix=prefix)
+
+        t = threading.Thread(target=publish)
+        if load == "drain":
+            _signal_all(procs, signal.SIGSTOP)
+        t.start()
+        if load == "drain":
+            t.join()
+            resumed = time.time()
+            _signal_all(procs, signal.SIGCONT)
+        stored_at = watch_commits(s.pg_dsn, table, prefix, n_fixes, t)
+        cpu = meter.used()
+        counts = _counts(s.pg_dsn, table, prefix)
+    finally:
+        for p in procs:
+            p.stop()
+        rcpt.loop_stop()
+        rcpt.disconnect()
+    publish_times = holder["stats"].publish_times
+    lat = sorted(stored_at[k] - publish_times[k] for k in stored_at if k in publish_times)
+    first = resumed if load == "drain" else min(publish_times.values())
+    span = max(stored_at.values()) - first if stored_at else float("inf")
+    stored = counts[0]
+    return {"kind": kind, "load": load, "stored": stored, "lost": n_fixes - stored, "untagged": counts[1],
+            "per_s": stored / span, "offered": holder["stats"].rate, "receipts": got["n"],
+            "p50": statistics.median(lat) * 1000 if lat else float("nan"),
+            "p99": lat[max(int(len(lat) * 0.99) - 1, 0)] * 1000 if lat else float("nan"),
+            "cpu": [c / max(stored, 1) * 10_000 for c in cpu]}
+
+
+def _signal_all(procs: list[ServiceProcess], sig: signal.Signals) -> None:
+    for p in procs:
+        os.kill(p.proc.pid, sig)
+
+
+def _counts(dsn: str, table: str, prefix: str) -> tuple[int, int]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return conn.execute(f"SELECT count(*), count(*) FILTER (WHERE grid2_code IS NULL) FROM {table}"
+                            " WHERE terminal_id LIKE %s", (prefix + "%",)).fetchone()
+
+
+def watch_commits(dsn: str, table: str, prefix: str, expected: int, publisher: threading.Thread) -> dict:
+    """(terminal, seq) -> the epoch time of the first poll (every 50 ms) that saw the row committed.
+
+    Several writers commit out of xid order, so each poll reads the rows whose inserting xid is
+    at or above the previous poll's snapshot xmin (every older transaction had ended by then)."""
     stored_at: dict[tuple[str, int], float] = {}
-    deadline = time.monotonic() + 600
-    last_xid = 0
+    horizon = 0
     last_progress = time.monotonic()
     with psycopg.connect(dsn, autocommit=True) as conn:
-        while len(stored_at) < expected and time.monotonic() < deadline:
-            if not thread.is_alive() and time.monotonic() - last_progress > 15:
+        while len(stored_at) < expected:
+            if not publisher.is_alive() and time.monotonic() - last_progress > 15:
                 break  # published and acknowledged, yet nothing new for 15 s: report what was stored
-            rows = conn.execute(
-                "SELECT terminal_id, seq, xmin::text::bigint FROM gps_fix"
-                " WHERE terminal_id LIKE %s AND xmin::text::bigint > %s", (prefix + "%", last_xid)).fetchall()
+            next_horizon = conn.execute(
+                "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint % 4294967296").fetchone()[0]
+            rows = conn.execute(f"SELECT terminal_id, seq FROM {table} WHERE terminal_id LIKE %s"
+                                " AND xmin::text::bigint >= %s", (prefix + "%", horizon)).fetchall()
             now = time.time()
-            for tid, seq, xid in rows:
-                stored_at.setdefault((tid, seq), now)
-                last_xid = max(last_xid, xid)
-                last_progress = time.monotonic()
+            for key in rows:
+                if key not in stored_at:
+                    stored_at[key] = now
+                    last_progress = time.monotonic()
+            horizon = next_horizon
             time.sleep(0.05)
-        total = conn.execute("SELECT count(*) FROM gps_fix WHERE terminal_id LIKE %s", (prefix + "%",)).fetchone()[0]
-    thread.join()
-    publish = holder["stats"].publish_times
-    return total, [stored_at[k] - publish[k] for k in stored_at if k in publish]
+    publisher.join()
+    return stored_at
+
+
+# --- the whole comparison ------------------------------------------------------------------------
+def print_table(results: list[dict]) -> None:
+    print(f"\n{'load':<10}{'consumer':<12}{'stored/s':>10}{'vs flow':>9}{'lost':>7}{'untagged':>10}{'p50 ms':>8}"
+          f"{'p99 ms':>8}{'CPU s/10k: proc':>17}{'+PG':>6}{'+Redis':>8}{'total':>7}{'vs flow':>9}{'receipts':>10}")
+    for load in dict.fromkeys(r["load"] for r in results):
+        group = [r for r in results if r["load"] == load]
+        flow = next((r for r in group if r["kind"] == "flow"), None)
+        for r in group:
+            own = sum(r["cpu"][:2]) + (r["cpu"][2] if r["kind"] != "flow" else 0.0)  # the flow keeps nothing in Redis
+            base = sum(flow["cpu"][:2]) if flow else float("nan")
+            print(f"{load if pace(load) is None else f'{pace(load):,.0f}/s':<10}{r['kind']:<12}{r['per_s']:>10,.0f}"
+                  f"{r['per_s'] / flow['per_s'] if flow else float('nan'):>9.0%}{r['lost']:>7,}{r['untagged']:>10,}"
+                  f"{r['p50']:>8.0f}{r['p99']:>8.0f}{r['cpu'][0]:>17.2f}{r['cpu'][1]:>6.2f}{r['cpu'][2]:>8.2f}"
+                  f"{own:>7.2f}{own / base:>9.2f}{r['receipts']:>10,}")
+    print("offered/s (publisher): " + ", ".join(f"{r['kind']}@{r['load']}: {r['offered']:,.0f}" for r in results))
+    print("flow untagged = every row (it tags no grid); its Redis figure is the machine's other traffic only.")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("mode", nargs="?", default="bench", choices=("bench", "flow"))
     ap.add_argument("--fixes", type=int, default=60_000)
     ap.add_argument("--terminals", type=int, default=1000)
-    ap.add_argument("--rate", type=float, default=5000)
-    ap.add_argument("--repeats", type=int, default=2, help="full-load runs with receipts off and on, alternating")
+    ap.add_argument("--rates", default="drain,full,10000,5000",
+                    help="comma-separated fixes/s; 'full': as fast as the publisher goes; 'drain': see run()")
+    ap.add_argument("--only", default="flow,x1,x2", help="consumers to run: flow, x1 (one ingest), x2 (two ingests)")
     args = ap.parse_args()
     base = get_settings()
-    dsn = psycopg.conninfo.make_conninfo(base.pg_dsn, dbname=f"gw_bench_{uuid.uuid4().hex[:6]}")
+    if args.mode == "flow":
+        flow_consumer(base)
+        return 0
+    kinds = [{"flow": "flow", "x1": "ingest x1", "x2": "ingest x2"}[k] for k in args.only.split(",")]
+    loads = args.rates.split(",")
+    tag = uuid.uuid4().hex[:6]
+    dsn = psycopg.conninfo.make_conninfo(base.pg_dsn, dbname=f"gw_bench_{tag}")
+    broker = LocalBroker(ROOT / "var" / f"bench-broker-{tag}")
+    r = redis.Redis.from_url(base.redis_url)
+    results = []
     ensure_database(dsn)
     try:
+        broker.start()
         migrate(dsn, base.retention_days)
+        create_flow_table(dsn)
         print("importing the demo city into the benchmark database ...", flush=True)
         subprocess.run([sys.executable, "-m", "grid", "--dsn", dsn, "demo", "--out", str(ROOT / "var" / "bench-city")],
                        cwd=ROOT, check=True, capture_output=True)
-        tag = uuid.uuid4().hex[:6]
-        s = base.model_copy(update={"pg_dsn": dsn, "redis_prefix": f"gwbench:{tag}:", "topic_prefix": f"bench/{tag}/gw/v1",
-                                    "ingest_client_id": f"gw-bench-{tag}", "ingest_share_group": f"bench{tag}",
-                                    "log_level": "INFO", "stats_interval_s": 5.0,
+        s = base.model_copy(update={"pg_dsn": dsn, "mqtt_port": broker.port, "redis_prefix": f"gwbench:{tag}:",
+                                    "topic_prefix": f"bench/{tag}/gw/v1", "ingest_client_id": f"gw-bench-{tag}",
+                                    "ingest_share_group": f"bench{tag}", "log_level": "INFO", "stats_interval_s": 5.0,
                                     # the load generator's ids are synthetic, not the demo registry's
                                     "accept_unregistered": True})
         logs = ROOT / "artifacts"
         logs.mkdir(exist_ok=True)
-        print(f"ceiling: bare paho subscriber, {args.fixes} single-fix messages from {args.terminals} terminals ...", flush=True)
-        ceiling = bare_subscriber_rate(s, args.fixes, args.terminals)
-        print(f"  received {ceiling:,.0f} msg/s", flush=True)
-        runs: dict[bool, list[dict]] = {False: [], True: []}
-        for i in range(args.repeats):
-            for receipts in (False, True):
-                print(f"ingest at full offered load, receipts {'on' if receipts else 'off'} ({i + 1}/{args.repeats}) ...",
-                      flush=True)
-                runs[receipts].append(run_ingest(s, args.fixes, args.terminals, None, logs / "bench-ingest-full.log", receipts))
-        full = max(runs[True], key=lambda r: r["rate"])
-        print(f"ingest at a paced {args.rate:,.0f} fixes/s ...", flush=True)
-        paced = run_ingest(s, min(args.fixes, int(args.rate * 12)), args.terminals, args.rate, logs / "bench-ingest-paced.log")
+        for load in loads:
+            for kind in kinds:
+                print(f"{kind}, load {load} ...", flush=True)
+                results.append(run(kind, s, args.fixes, args.terminals, load, logs, r))
+                print(f"  {results[-1]['per_s']:,.0f} stored/s, p99 {results[-1]['p99']:.0f} ms", flush=True)
     finally:
+        broker.stop()
+        shutil.rmtree(broker.dir, ignore_errors=True)  # its persistence file: nothing to keep
         drop_database(dsn)
-        import redis
-        r = redis.Redis.from_url(base.redis_url)
-        for k in r.scan_iter(match="gwbench:*", count=1000):
+        for k in r.scan_iter(match=f"gwbench:{tag}:*", count=1000):
             r.delete(k)
-    print()
-    print(f"{'run':<28}{'stored/s':>10}{'offered/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'vs ceiling':>12}{'stored':>9}")
-    for name, r in (("full offered load", full), (f"paced {args.rate:,.0f}/s", paced)):
-        # a paced run is bounded by its pace, so only the full-load run is compared with the ceiling
-        ratio = f"{r['rate'] / ceiling:>11.0%}" if r is full else f"{'—':>11}"
-        print(f"{name:<28}{r['rate']:>10,.0f}{r['offered']:>11,.0f}{r['p50'] * 1000:>9.0f}{r['p99'] * 1000:>9.0f}"
-              f"{ratio}{r['stored']:>9,}")
-    print(f"{'bare paho subscriber':<28}{ceiling:>10,.0f}{'':>11}{'':>9}{'':>9}{1:>11.0%}")
-    print()
-    for receipts in (False, True):
-        rs = runs[receipts]
-        print(f"full load, receipts {'on ' if receipts else 'off'}: stored/s " + ", ".join(f"{r['rate']:,.0f}" for r in rs)
-              + " (offered " + ", ".join(f"{r['offered']:,.0f}" for r in rs) + "); ingest CPU s per 10k fixes "
-              + ", ".join(f"{r['cpu_per_10k']:.2f}" for r in rs))
-    med = {k: statistics.median(r["rate"] for r in v) for k, v in runs.items()}
-    cpu = {k: statistics.median(r["cpu_per_10k"] for r in v) for k, v in runs.items()}
-    print(f"receipt overhead: median full-load rate with receipts / without = {med[True] / med[False]:.1%}; "
-          f"ingest CPU per fix with / without = {cpu[True] / cpu[False]:.1%}")
-    for name, r in (("full load", full), (f"paced {args.rate:,.0f}/s", paced)):
-        msgs = r["stored"]  # single-fix messages
-        print(f"receipts, {name}: {r['receipts']:,} receipts ({r['receipt_bytes'] / 1024:,.0f} KiB) "
-              f"for {msgs:,} fix messages: +{r['receipts'] / max(msgs, 1):.0%} "
-              f"messages, {r['receipt_bytes'] / max(r['receipts'], 1):.0f} bytes each (topic + payload)")
+    print_table(results)
     return 0
 
 

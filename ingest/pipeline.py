@@ -12,6 +12,7 @@ from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, Protocol
 
 import orjson
@@ -236,11 +237,18 @@ def _check_identity_and_time(model, terminal_id: str, received_at: datetime, lim
     ts = getattr(model, "ts", None)
     if ts is None:
         return None
-    if ts > received_at + timedelta(seconds=limits.max_future_skew_s):
+    skew, max_age = _time_window(limits)
+    if ts > received_at + skew:
         return RejectReason.TS_IN_FUTURE, f"ts {ts.isoformat()} is more than {limits.max_future_skew_s} s after arrival {received_at.isoformat()}"
-    if ts < received_at - timedelta(days=limits.max_past_age_days):
+    if ts < received_at - max_age:
         return RejectReason.TS_TOO_OLD, f"ts {ts.isoformat()} is more than {limits.max_past_age_days} days before arrival"
     return None
+
+
+@lru_cache(maxsize=8)
+def _time_window(limits: Limits) -> tuple[timedelta, timedelta]:
+    """(future skew, past age) of ``limits`` as timedeltas, built once rather than twice per fix."""
+    return timedelta(seconds=limits.max_future_skew_s), timedelta(days=limits.max_past_age_days)
 
 
 def _extra_json(model) -> str | None:

@@ -135,24 +135,27 @@ class IngestService:
                 self._maintain()
 
     def _next_batch(self) -> list[Received]:
-        """Up to ingest_batch_max messages, waiting at most ingest_batch_ms after the first, and
-        closing early once the stream pauses for ingest_idle_ms.
+        """Up to ingest_batch_max messages, closed once the first has waited ingest_batch_ms since it
+        arrived, or early once the stream pauses for ingest_idle_ms.
 
         Under load the inbox is never idle, so batches fill (what was queued while the previous
         batch committed is the next batch: group commit). At low load a fixed window would be pure
-        latency: a lone ack or fix would wait the whole window for company that is not coming."""
+        latency: a lone ack or fix would wait the whole window for company that is not coming.
+        The window counts from the first message's arrival, not from when the worker got to it:
+        a message that already waited out the previous batch's commit waits no second window."""
         try:
             first = self.inbox.get(timeout=0.2)
         except queue.Empty:
             return []
         batch = [first]
-        deadline = time.monotonic() + self.settings.ingest_batch_ms / 1000
+        # received_at is time.time(); min(): a clock set back meanwhile must not stretch the window
+        deadline = min(first.received_at, time.time()) + self.settings.ingest_batch_ms / 1000
         idle_s = self.settings.ingest_idle_ms / 1000
         while len(batch) < self.settings.ingest_batch_max:
             try:
                 batch.append(self.inbox.get_nowait())
             except queue.Empty:
-                remaining = min(deadline - time.monotonic(), idle_s)
+                remaining = min(deadline - time.time(), idle_s)
                 if remaining <= 0:
                     break
                 try:

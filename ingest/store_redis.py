@@ -23,6 +23,8 @@ log = logging.getLogger("gridwatch.ingest.redis")
 COUNTER_TTL_S = 3 * 24 * 3600
 REBUILD_WINDOW = timedelta(days=7)  # a terminal silent longer has no live position (and is pruned)
 REBUILD_LOCK_S = 120
+DAY_MEMO_S = 900
+DAY_MEMO_MAX = 10_000  # quarter hours remembered (104 days); a late backlog only refills it
 
 # The newest fix of each terminal heard from since %(since)s, without reading the window's history:
 # a loose index scan walks the distinct terminal ids of (terminal_id, ts DESC), then one index
@@ -71,10 +73,20 @@ class LiveStore:
         self.keys = keys
         self.tz = ZoneInfo(tz)
         self.stream_maxlen = stream_maxlen
+        self._days: dict[float, str] = {}
         self._set_last = client.register_script(_SET_LAST_FIX)
 
     def day(self, ts: datetime) -> str:
-        return ts.astimezone(self.tz).strftime("%Y-%m-%d")
+        """The bureau's local date of ``ts``, remembered per quarter hour: it was a time-zone
+        conversion and a strftime per fix. Every UTC offset and every DST change falls on a whole
+        quarter hour, so one quarter hour has one local date."""
+        quarter = ts.timestamp() // DAY_MEMO_S
+        day = self._days.get(quarter)
+        if day is None:
+            if len(self._days) >= DAY_MEMO_MAX:
+                self._days.clear()
+            day = self._days[quarter] = ts.astimezone(self.tz).strftime("%Y-%m-%d")
+        return day
 
     def needs_rebuild(self) -> bool:
         return not self.r.exists(self.keys.built)

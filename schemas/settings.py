@@ -44,7 +44,9 @@ class Settings(BaseSettings):
 
     # --- Ingest ---
     ingest_batch_max: int = Field(2000, description="Flush a batch at this many messages ...")
-    ingest_batch_ms: int = Field(100, description="... or after this many milliseconds, whichever comes first")
+    ingest_batch_ms: int = Field(
+        40, description="... or once its first message arrived this many milliseconds ago, whichever comes first"
+    )
     ingest_idle_ms: float = Field(
         5.0, description="... or as soon as no message arrived for this long (low load: no fixed window of latency)"
     )

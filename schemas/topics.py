@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 TERMINAL_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 _TERMINAL_ID = re.compile(TERMINAL_ID_PATTERN)
@@ -69,16 +70,23 @@ class Topics:
 
     def parse_terminal(self, topic: str) -> TerminalTopic | None:
         """``{prefix}/t/{id}/{channel}`` -> TerminalTopic; anything else -> None."""
-        head = self.prefix + "/t/"
-        if not topic.startswith(head):
-            return None
-        rest = topic[len(head) :].split("/")
-        if len(rest) != 2 or not _TERMINAL_ID.match(rest[0]):
-            return None
-        try:
-            return TerminalTopic(rest[0], Channel(rest[1]))
-        except ValueError:
-            return None
+        return _parse_terminal(self.prefix, topic)
+
+
+# A fleet uses a few thousand topics over and over (ingest parses one per message); bounded, so a
+# flood of made-up topics only evicts.
+@lru_cache(maxsize=65_536)
+def _parse_terminal(prefix: str, topic: str) -> TerminalTopic | None:
+    head = prefix + "/t/"
+    if not topic.startswith(head):
+        return None
+    rest = topic[len(head) :].split("/")
+    if len(rest) != 2 or not _TERMINAL_ID.match(rest[0]):
+        return None
+    try:
+        return TerminalTopic(rest[0], Channel(rest[1]))
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,8 @@ import pytest
 
 from db.maintenance import maintain
 from db.migrate import MIGRATIONS_DIR, StoreMode, drop_database, ensure_database, migrate, plan, recorded_mode
-from ingest.pipeline import Decoded, FixRow
-from ingest.store_pg import PgStore
+from ingest.pipeline import Decoded, EventRow, FixRow
+from ingest.store_pg import EVENT_COLUMNS, FIX_COLUMNS, PgStore
 
 
 @pytest.fixture(params=[StoreMode.APACHE, StoreMode.NATIVE])
@@ -61,6 +61,50 @@ def test_write_path_is_exactly_once_and_rolls_up(store_dsn):
             "SELECT date_bin('1 day', bucket, timestamptz '2000-01-01'), grid2_code, kind, sum(n)::int"
             " FROM activity_hourly GROUP BY 1, 2, 3").fetchall()
     assert [(g, k, n) for _, g, k, n in got] == [("G1", "gps", 100)]
+
+
+def test_a_batch_part_new_part_repeated_hands_on_exactly_its_new_rows(store_dsn):
+    """The write returns only a count when every row was new; otherwise the keys, matched here."""
+    dsn, _ = store_dsn
+    store = PgStore(dsn)
+    batch = rows(10, datetime.now(timezone.utc).replace(microsecond=0))
+    store.write(Decoded(fixes=batch[:4]))
+    mixed = batch[2:8] + batch[6:7]  # two stored before, four new, one repeated inside the batch
+    got = store.write(Decoded(fixes=mixed))
+    fresh = store.write(Decoded(fixes=batch[8:]))
+    store.close()
+    assert [r.key for r in got.fixes] == [r.key for r in batch[4:8]]
+    assert got.duplicates == 3
+    assert ([r.key for r in fresh.fixes], fresh.duplicates) == ([r.key for r in batch[8:]], 0)
+
+
+def test_binary_copy_names_each_column_with_its_table_type(store_dsn):
+    """The stage COPY is binary: a type named differently from the table's would fail every batch."""
+    dsn, _ = store_dsn
+    with psycopg.connect(dsn) as conn:
+        for table, columns in (("gps_fix", FIX_COLUMNS), ("terminal_event", EVENT_COLUMNS)):
+            actual = dict(conn.execute(
+                "SELECT attname, format_type(atttypid, NULL) FROM pg_attribute"
+                " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped", (table,)).fetchall())
+            named = {c: conn.execute("SELECT format_type(%s::regtype, NULL)", (t,)).fetchone()[0] for c, t in columns.items()}
+            assert named == actual, table
+
+
+def test_events_with_json_bodies_and_unknown_fields_are_stored_as_sent(store_dsn):
+    dsn, _ = store_dsn
+    store = PgStore(dsn)
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    body = r'{"note": "caf\u00e9 \"quoted\"", "n": [1, 2.5]}'
+    got = store.write(Decoded(
+        events=[EventRow(now, "T1", 1, "sos", body, 28.26, 117.03, now, '{"x": 1}', "G1", "L1")],
+        fixes=[FixRow(now, "T1", 2, 28.26, 117.03, 4.5, None, 359.5, 100.0, now, '{"fw": "1.2"}', None, None)]))
+    store.close()
+    assert (len(got.events), len(got.fixes)) == (1, 1)
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT body, extra, lat FROM terminal_event").fetchone() == (
+            {"note": 'café "quoted"', "n": [1, 2.5]}, {"x": 1}, 28.26)
+        assert conn.execute("SELECT acc_m, speed_mps, heading_deg, battery_pct, extra, grid2_code FROM gps_fix"
+                            ).fetchone() == (4.5, None, 359.5, 100.0, {"fw": "1.2"}, None)
 
 
 def test_year_of_history_queries_use_indexes(store_dsn):
