@@ -10,8 +10,13 @@ Redis prefix and topic prefix of its own, with a signing key pair of its own:
    them; "send" is when issue() has committed; a recipient is "recorded" when a poll (every
    10 ms) sees its row moved by the stored ``received`` ack.
 
+A second baseline, the raw round trip: the same publish answered by every subscriber with a QoS 1
+message to one collecting subscriber, until all answers are in: what any acknowledged order costs
+in transport alone, before signing, verifying and storing. And the per-copy cost of signing and
+verifying, measured in this process.
+
 Printed, never asserted (shared, noisy machines): p50/p99 per terminal, time until all are
-recorded, and the ratio to the raw fan-out. Floors from issue 12: all 1,000 within 2 s, p99 under
+recorded, and the ratios to the raw fan-out and the raw round trip. Floors from issue 12: all 1,000 within 2 s, p99 under
 1 s, at most 2x the raw fan-out.
 Usage: python -m bench.orders [--terminals 1000] [--rounds 3]
 """
@@ -137,6 +142,109 @@ def raw_fanout(s: Settings, n: int, rounds: int) -> list[float]:
     return times
 
 
+def run_answerers(settings_json: str, ids: list[str], ready, stop) -> None:
+    """In a process of its own: plain subscribers of ``{prefix}/rt/all`` that answer every message
+    at once with a QoS 1 publish on ``{prefix}/rt/a/{id}`` (no signature, no checks)."""
+    s = Settings.model_validate_json(settings_json)
+    loop = NetworkLoop(name="bench-answer")
+    conns: list[MqttConnection] = []
+    for i in ids:
+        def answer(_topic: str, payload: bytes, i=i) -> None:
+            conns_by_id[i].publish(f"{s.topic_prefix}/rt/a/{i}", payload)
+        c = MqttConnection(loop, ConnectionOptions(s.mqtt_host, s.mqtt_port, f"bench-rt-{uuid.uuid4().hex[:10]}",
+                                                   clean_start=True, session_expiry_s=0), on_message=answer)
+        c.on_connected = lambda c=c: c.subscribe([f"{s.topic_prefix}/rt/all"])
+        conns.append(c)
+    conns_by_id = dict(zip(ids, conns, strict=True))
+    loop.start()
+    for k in range(0, len(conns), 100):
+        loop.run_sync(lambda k=k: [c.open() for c in conns[k:k + 100]])
+        time.sleep(0.05)
+    ready.send(True)
+    stop.wait()
+    loop.run_sync(lambda: [c.close() for c in conns], timeout=30)
+    loop.stop()
+
+
+def raw_round_trip(s: Settings, n: int, rounds: int, procs: int) -> list[float]:
+    """Seconds from one publish until all ``n`` subscribers' answers have reached one collecting
+    subscriber (as acks reach ingest), per round: what any acknowledged order costs in transport
+    alone, with the subscribers split over ``procs`` processes as the terminals are."""
+    ctx = multiprocessing.get_context("spawn")
+    stop = ctx.Event()
+    ids = [f"a{i:05d}" for i in range(n)]
+    procs_, pipes = [], []
+    for part in range(procs):
+        ready, child = ctx.Pipe()
+        p = ctx.Process(target=run_answerers, args=(s.model_dump_json(), ids[part::procs], child, stop))
+        p.start()
+        procs_.append(p)
+        pipes.append(ready)
+    answers: dict[int, int] = {}
+    done = threading.Event()
+    want = {"round": -1, "t": 0.0}
+
+    def on_message(_c, _u, msg) -> None:
+        r = int(msg.payload)
+        answers[r] = answers.get(r, 0) + 1
+        if r == want["round"] and answers[r] == n:
+            want["t"] = time.perf_counter()
+            done.set()
+
+    col = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-col-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5)
+    col.on_message = on_message
+    col.connect(s.mqtt_host, s.mqtt_port)
+    col.subscribe(f"{s.topic_prefix}/rt/a/+", qos=1)
+    col.loop_start()
+    times: list[float] = []
+    try:
+        for ready in pipes:
+            ready.recv()
+        for r in range(rounds + 1):  # round 0: warm-up, repeated until every subscription is in place
+            want["round"] = r
+            for _ in range(600):
+                done.clear()
+                answers.pop(r, None)
+                t0 = time.perf_counter()
+                col.publish(f"{s.topic_prefix}/rt/all", str(r).encode(), qos=1)
+                if done.wait(0.5 if r == 0 else 30) or r:
+                    break
+            if r and done.is_set():
+                times.append(want["t"] - t0)
+            elif r:
+                print(f"  round trip {r}: only {answers.get(r, 0)}/{n} answers", flush=True)
+            time.sleep(0.3)
+    finally:
+        stop.set()
+        for p in procs_:
+            p.join(30)
+        col.loop_stop()
+        col.disconnect()
+    return times
+
+
+def copy_costs(n: int = 1000) -> tuple[float, float]:
+    """Seconds per copy to sign (dispatcher) and to verify (terminal), in this process."""
+    from datetime import UTC, datetime
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from schemas.commands import Command
+    from schemas.signing import sign_command, verify_command
+
+    key = Ed25519PrivateKey.generate()
+    cmd = Command(command_id=uuid.uuid4(), order_id=uuid.uuid4(), issued_at=datetime.now(UTC), kind="emergency",
+                  title="Bench: everyone to the square", body="benchmark", issued_by="bench")
+    t0 = time.perf_counter()
+    signed = [sign_command(key, cmd.model_copy(update={"to": f"T{i:05d}"})) for i in range(n)]
+    t1 = time.perf_counter()
+    now = datetime.now(UTC)
+    for i, payload in enumerate(signed):
+        verify_command(key.public_key(), payload, f"T{i:05d}", now)
+    t2 = time.perf_counter()
+    return (t1 - t0) / n, (t2 - t1) / n
+
+
 def run_fleet(settings_json: str, terminals: list[str], ready, stop) -> None:
     """In a process of its own (its own GIL): the reference terminals, until ``stop`` is set."""
     s = Settings.model_validate_json(settings_json)
@@ -221,6 +329,11 @@ def main() -> int:
         print(f"baseline: raw fan-out of one QoS 1 publish to {n} plain subscribers ({args.rounds} rounds) ...", flush=True)
         fan = raw_fanout(s, n, args.rounds)
         print("  " + ", ".join(f"{t * 1000:.0f} ms" for t in fan), flush=True)
+        print(f"baseline: raw round trip: that publish answered by each of {n} plain subscribers "
+              f"({args.fleet_procs} process(es)) to one collector ...", flush=True)
+        trip = raw_round_trip(s, n, args.rounds, max(1, args.fleet_procs))
+        print("  " + ", ".join(f"{t * 1000:.0f} ms" for t in trip), flush=True)
+        sign_s, verify_s = copy_costs()
         terminals = seed_terminals(dsn, n, f"B{tag}")
         services.append(Service("ingest", s, logs / "bench-orders-ingest.log"))
         services[-1].wait_for("subscribed to")
@@ -277,6 +390,12 @@ def main() -> int:
     print(f"{'raw fan-out (1 publish -> all)':<34}{raw * 1000:>8.0f} ms")
     print(f"{'all recorded / raw fan-out':<34}{all_ / raw:>9.1f}x{'<= 2x':>10}")
     print(f"{'p99 / raw fan-out':<34}{p99 / raw:>9.1f}x")
+    rt = statistics.median(trip) if trip else float("nan")
+    print(f"{'raw round trip (publish -> answers)':<34}{rt * 1000:>8.0f} ms")
+    print(f"{'all recorded / raw round trip':<34}{all_ / rt:>9.1f}x")
+    print(f"{'sign / verify per copy':<34}{sign_s * 1e6:>6.0f} / {verify_s * 1e6:.0f} us"
+          f"  ({n} copies: {n * sign_s * 1000:.0f} ms signing in the dispatcher,"
+          f" {n * verify_s * 1000 / max(1, args.fleet_procs):.0f} ms verifying per terminal process)")
     return 0
 
 

@@ -26,7 +26,8 @@ from shapely.geometry.base import BaseGeometry
 from grid.adjacency import adjacent_pairs, neighbours
 from grid.data import YINGTAN_DIR
 from grid.geometry import area_m2
-from grid.importer import ENTITY_COLUMNS, STANDARD_FILES
+from grid.csvfiles import ENTITY_COLUMNS
+from grid.importer import STANDARD_FILES
 from grid.locate import GridLocator
 from grid.model import BranchOffice, Level1Grid, Level2Grid, Person, Role, Terminal
 from grid import synth, uscc

@@ -25,22 +25,43 @@ FINAL = "('done', 'rejected', 'expired', 'cancelled')"
 FOLLOWED = ("c.revision = o.revision AND ((o.state = 'active' AND c.action <> 'cancel') OR c.action = 'cancel')")
 
 
-def claim_queued(conn, limit: int) -> list[tuple[UUID, str, dict]]:
-    """(command_id, terminal_id, content) of queued recipients, oldest command first, locked."""
+def claim_queued(conn, limit: int, lease_s: float) -> list[tuple[UUID, str, dict]]:
+    """(command_id, terminal_id, content) of queued recipients, oldest command first, claimed for
+    ``lease_s``: ``last_sent_at`` is set to now and committed by the caller at once, so no row lock
+    is held while the copies are published. (A lock held through the publish made every ack
+    ingest stored for one of them wait, and with it ingest's whole batch of fixes.) A dispatcher
+    that dies holding a claim leaves the rows queued; they are claimed again when the lease runs
+    out. Re-publishing is harmless: terminals dedupe by command_id."""
     return conn.execute(
-        "SELECT r.command_id, r.terminal_id, c.content FROM order_recipient r"
-        " JOIN order_command c ON c.command_id = r.command_id"
-        " WHERE r.state = 'queued' ORDER BY c.created_at, r.terminal_id LIMIT %s FOR UPDATE OF r SKIP LOCKED",
-        (limit,),
+        "WITH c AS (SELECT r.command_id, r.terminal_id FROM order_recipient r"
+        "  JOIN order_command oc ON oc.command_id = r.command_id"
+        "  WHERE r.state = 'queued' AND (r.last_sent_at IS NULL OR r.last_sent_at < now() - make_interval(secs => %s))"
+        "  ORDER BY oc.created_at, r.terminal_id LIMIT %s FOR UPDATE OF r SKIP LOCKED)"
+        " UPDATE order_recipient r SET last_sent_at = now() FROM c, order_command oc"
+        " WHERE r.command_id = c.command_id AND r.terminal_id = c.terminal_id AND oc.command_id = c.command_id"
+        " RETURNING r.command_id, r.terminal_id, oc.content",
+        (lease_s, limit),
     ).fetchall()
+
+
+def release_claim(conn, claimed: Sequence[tuple[UUID, str]]) -> None:
+    """A publish failed: the recipients may be claimed again at once (still queued)."""
+    conn.execute(
+        "UPDATE order_recipient r SET last_sent_at = NULL"
+        " FROM unnest(%s::uuid[], %s::text[]) AS v(cid, tid)"
+        " WHERE r.command_id = v.cid AND r.terminal_id = v.tid AND r.state = 'queued'",
+        ([c[0] for c in claimed], [c[1] for c in claimed]))
 
 
 def mark_sent(conn, sent: Sequence[tuple[UUID, str, bool]], now: datetime, action: AuditAction,
               detail: dict | None = None, first: bool = True) -> int:
-    """After the PUBACKs: attempts + 1, last_sent_at, offline_at_send; ``first``: queued -> sent."""
+    """After the PUBACKs: attempts + 1, last_sent_at, offline_at_send; ``first``: queued -> sent.
+    An ack may have been stored before this (the copy went out unlocked): a recipient that has
+    already moved on keeps its state."""
     if not sent:
         return 0
-    state_sql = "state = 'sent', state_at = %(now)s," if first else ""
+    state_sql = ("state = CASE WHEN r.state = 'queued' THEN 'sent' ELSE r.state END,"
+                 " state_at = CASE WHEN r.state = 'queued' THEN %(now)s ELSE r.state_at END," if first else "")
     cur = conn.execute(
         "WITH v AS (SELECT * FROM unnest(%(cids)s::uuid[], %(tids)s::text[], %(offs)s::bool[]) AS v(cid, tid, off)),"
         " changed AS (UPDATE order_recipient r SET " + state_sql +

@@ -273,7 +273,7 @@ def test_undecodable_file_is_a_clear_error_with_file_and_line(grid_pg_dsn, conn,
 
 def test_damaged_utf8_is_rejected_not_read_as_gbk(tmp_path):
     """GB18030 decodes almost anything: a UTF-8 file with one bad byte must not become wrong names."""
-    from grid.importer import read_entities
+    from grid.csvfiles import read_entities
 
     good = _write_encoded(tmp_path / "e.csv", ENTITY_HEADER, ENTITY_ROWS * 3, "utf-8").read_bytes()
     cut = good.index("好吃".encode()) + 1 + len(good.split(b"\r\n")[1]) + 2  # inside a character on line 3
@@ -291,7 +291,7 @@ CJK_WORDS = ["鹰潭", "月湖", "龙虎山", "石港", "餐馆", "药房", "有
        encoding=st.sampled_from(["gbk", "gb18030", "utf-8", "utf-8-sig"]))
 @settings(max_examples=200, deadline=None)
 def test_decode_csv_round_trips_chinese_text(rows, encoding):
-    from grid.importer import decode_csv
+    from grid.csvfiles import decode_csv
 
     text = "name,note\r\n" + "".join(f"{w},{n}\r\n" for w, n in rows)
     got, used = decode_csv(text.encode(encoding))
@@ -302,7 +302,7 @@ def test_decode_csv_round_trips_chinese_text(rows, encoding):
 def test_short_text_valid_as_both_is_read_as_chinese():
     """鹰潭 in GBK is valid UTF-8 (two Cyrillic letters): with no three-byte (Chinese) UTF-8 character
     and an all-Chinese GB18030 reading, the file is GBK. A UTF-8 file with only such letters needs --encoding."""
-    from grid.importer import decode_csv
+    from grid.csvfiles import decode_csv
 
     assert "鹰潭".encode("gbk").decode("utf-8") == "ӥ̶"
     assert decode_csv("name\r\n鹰潭\r\n".encode("gbk")) == ("name\r\n鹰潭\r\n", "gb18030 (GBK)")

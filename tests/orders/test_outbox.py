@@ -9,6 +9,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 
 import psycopg
 import pytest
@@ -20,6 +21,7 @@ from orders.sender import SendFailed
 from schemas.commands import SignedCommand
 from schemas.orders import GridTarget, OrderDraft
 from schemas.signing import key_id, load_private_key, load_public_key, verify_command
+from tests.orders.recipients import states
 from tests.support import ROOT
 
 
@@ -113,15 +115,55 @@ def test_a_recipient_no_valid_copy_can_be_made_for_is_rejected_and_the_rest_go(d
 
 def test_two_dispatchers_never_claim_the_same_recipient(db, city, live, order_settings, pg_dsn):
     created = desk.issue(db, live[0], order_settings, draft(city, "L1"), "duty1")
-    with psycopg.connect(pg_dsn) as one, psycopg.connect(pg_dsn) as two:
-        a = outbox.claim_queued(one, 10_000)  # the session database may hold other tests' rows: take all
-        mine = {(c, t) for c, t, _ in a if c == created.command_id}
+
+    def claim(conn, lease_s):  # the session database may hold other tests' rows: take all, keep ours
+        return {(c, t) for c, t, _ in outbox.claim_queued(conn, 10_000, lease_s) if c == created.command_id}
+
+    with psycopg.connect(pg_dsn, autocommit=True) as one, psycopg.connect(pg_dsn, autocommit=True) as two:
+        mine = claim(one, 30)
         assert len(mine) == 7
-        assert outbox.claim_queued(two, 10_000) == []  # while the first holds them, the second skips them
-        one.rollback()  # the first dies before marking them sent: its locks go with it
-        theirs = {(c, t) for c, t, _ in outbox.claim_queued(two, 10_000) if c == created.command_id}
-        assert theirs == mine
-        two.rollback()
+        assert claim(two, 30) == set()  # claimed and committed: no lock is held, the lease keeps others off
+        assert set(states(db, created.command_id).values()) == {"queued"}
+        # the first dies before marking them sent: once its lease has run out, they are claimed again
+        time.sleep(0.3)
+        assert claim(two, 0.2) == mine
+
+
+def test_publish_holds_no_lock_and_an_early_ack_is_kept(db, city, live, order_settings, keys, pg_dsn):
+    """A terminal may answer before the dispatcher has marked its copy sent: ingest's insert of the
+    ack is not blocked (it would hold up a whole batch of fixes), and mark_sent does not move the
+    recipient back from received to sent."""
+    created = desk.issue(db, live[0], order_settings, draft(city, "A"), "duty1")
+    first, second = city.terminals["A"]
+
+    class AckingSender(Recorder):  # the ack arrives while the copies are being published
+        def publish_all(self, messages):
+            n = super().publish_all(messages)
+            with psycopg.connect(pg_dsn, autocommit=True, options="-c lock_timeout=2000") as ingest:
+                ingest.execute("INSERT INTO command_ack (command_id, terminal_id, status, ts, received_at)"
+                               " VALUES (%s, %s, 'received', now(), now())", (created.command_id, first))
+            return n
+
+    d = dispatcher(order_settings, keys, AckingSender())
+    d.send_queued()
+    assert states(db, created.command_id) == {first: "received", second: "sent"}
+    attempts = dict(db.execute("SELECT terminal_id, attempts FROM order_recipient WHERE command_id = %s",
+                               (created.command_id,)).fetchall())
+    assert attempts == {first: 1, second: 1}
+    d.close()
+
+
+def test_a_failed_publish_releases_the_claim(db, city, live, order_settings, keys):
+    created = desk.issue(db, live[0], order_settings, draft(city, "B"), "duty1")
+    d = dispatcher(order_settings, keys, Recorder(fail=True))
+    d.stop_event.set()  # no back-off sleep in the test
+    d.send_queued()
+    rec = Recorder()
+    d.sender = rec  # the broker is back: the recipients go out at once, not after the lease
+    d.send_queued()
+    assert len(copies_of(rec.sent, created.command_id)) == 2
+    assert set(states(db, created.command_id).values()) == {"sent"}
+    d.close()
 
 
 def test_keygen_writes_a_private_key_only_its_owner_can_read(tmp_path, test_settings):
