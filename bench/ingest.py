@@ -31,6 +31,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 
 from db.migrate import drop_database, ensure_database, migrate
+from broker.dev import dev_settings
 from schemas.settings import Settings, get_settings
 from schemas.topics import Topics
 from terminal.loadgen import LoadStats, publish_fixes
@@ -54,12 +55,14 @@ def bare_subscriber_rate(s: Settings, n_fixes: int, n_terminals: int) -> float:
             done.set()
 
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-bare-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5)
+    s.secure_mqtt_client(c, "bench-bare")
     c.on_message = on_message
     c.connect(s.mqtt_host, s.mqtt_port)
     c.subscribe(topics.terminal_subscription("+"), qos=1)
     c.loop_start()
     time.sleep(0.5)
-    publish_fixes(n_fixes, n_terminals, s.mqtt_host, s.mqtt_port, prefix=topics.prefix)
+    publish_fixes(n_fixes, n_terminals, s.mqtt_host, s.mqtt_port, prefix=topics.prefix,
+                  username=s.mqtt_username, password=s.mqtt_password)
     done.wait(120)
     c.loop_stop()
     c.disconnect()
@@ -74,6 +77,7 @@ class TopicCounter:
         self.bytes = 0
         self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-count-{uuid.uuid4().hex[:6]}",
                              protocol=mqtt.MQTTv5)
+        s.secure_mqtt_client(self.c, "bench-count")
         self.c.on_message = self._on_message
         self.c.connect(s.mqtt_host, s.mqtt_port)
         self.c.subscribe(topic_filter, qos=0)
@@ -101,7 +105,8 @@ def run_ingest(s: Settings, n_fixes: int, n_terminals: int, rate: float | None, 
 
         def publish():
             holder["stats"] = publish_fixes(n_fixes, n_terminals, s.mqtt_host, s.mqtt_port, rate=rate,
-                                            prefix=s.topic_prefix, terminal_prefix=prefix)
+                                            prefix=s.topic_prefix, terminal_prefix=prefix,
+                                            username=s.mqtt_username, password=s.mqtt_password)
 
         started = time.time()
         t = threading.Thread(target=publish)
@@ -164,7 +169,7 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=5000)
     ap.add_argument("--repeats", type=int, default=2, help="full-load runs with receipts off and on, alternating")
     args = ap.parse_args()
-    base = get_settings()
+    base = dev_settings(get_settings())  # the broker admits no anonymous client
     dsn = psycopg.conninfo.make_conninfo(base.pg_dsn, dbname=f"gw_bench_{uuid.uuid4().hex[:6]}")
     ensure_database(dsn)
     try:

@@ -43,6 +43,7 @@ import redis  # noqa: E402
 from db.migrate import drop_database, ensure_database, migrate
 from orders import desk
 from schemas.orders import EveryoneTarget, OrderDraft
+from broker.dev import dev_settings
 from schemas.settings import Settings
 from schemas.signing import generate_keypair, load_public_key
 from terminal.client import TerminalConfig
@@ -101,7 +102,8 @@ def raw_fanout(s: Settings, n: int, rounds: int) -> list[float]:
     conns: list[MqttConnection] = []
     for i in range(n):
         c = MqttConnection(loop, ConnectionOptions(s.mqtt_host, s.mqtt_port, f"bench-sub-{uuid.uuid4().hex[:10]}",
-                                                   clean_start=True, session_expiry_s=0),
+                                                   clean_start=True, session_expiry_s=0,
+                                                   username=s.mqtt_username, password=s.mqtt_password),
                            on_message=lambda t, p, i=i: on_message(i, t, p))
         c.on_connected = lambda c=c: c.subscribe([topic])
         conns.append(c)
@@ -111,6 +113,7 @@ def raw_fanout(s: Settings, n: int, rounds: int) -> list[float]:
         time.sleep(0.05)
     pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:8]}",
                       protocol=mqtt.MQTTv5)
+    s.secure_mqtt_client(pub, "bench-pub")
     pub.connect(s.mqtt_host, s.mqtt_port)
     pub.loop_start()
     times = []
@@ -140,7 +143,7 @@ def raw_fanout(s: Settings, n: int, rounds: int) -> list[float]:
 def run_fleet(settings_json: str, terminals: list[str], ready, stop) -> None:
     """In a process of its own (its own GIL): the reference terminals, until ``stop`` is set."""
     s = Settings.model_validate_json(settings_json)
-    fleet = TerminalFleet(s.mqtt_host, s.mqtt_port, connect_rate=500)
+    fleet = TerminalFleet(s.mqtt_host, s.mqtt_port, username=s.mqtt_username, password=s.mqtt_password, connect_rate=500)
     key = load_public_key(s.order_public_key)
     for t in terminals:
         fleet.add(TerminalConfig(t, prefix=s.topic_prefix, platform_key=key))
@@ -201,7 +204,7 @@ def main() -> int:
                     help="processes the simulated terminals are split over (each one network thread)")
     args = ap.parse_args()
     n = args.terminals
-    base = Settings()
+    base = dev_settings(Settings())  # the broker admits no anonymous client
     tag = uuid.uuid4().hex[:6]
     dsn = psycopg.conninfo.make_conninfo(base.pg_dsn, dbname=f"gw_bench_orders_{tag}")
     keydir = Path(tempfile.mkdtemp(prefix="gw-bench-keys-"))

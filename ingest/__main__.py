@@ -57,8 +57,7 @@ def forget_session(settings, client_id: str) -> None:
     from paho.mqtt.properties import Properties
 
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-    if settings.mqtt_username:
-        client.username_pw_set(settings.mqtt_username, settings.mqtt_password)
+    settings.secure_mqtt_client(client, client_id)
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = 0
     client.connect(settings.mqtt_host, settings.mqtt_port, clean_start=True, properties=props)
