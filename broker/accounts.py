@@ -63,8 +63,10 @@ def terminal_role(terminal_id: str) -> str:
     return f"terminal-{terminal_id}"
 
 
-def grid_role(grid_code: str) -> str:
-    return f"grid-{grid_code}"
+def grid_role(topics: Topics, grid_code: str) -> str:
+    """Named with the prefix too: roles are broker-wide, and a second city (or a test) on the same
+    broker has the same grid codes under another prefix."""
+    return f"grid-{grid_code}@{topics.prefix}"
 
 
 def duty_acls(duty: Duty, topics: Topics) -> list[dict]:
@@ -156,22 +158,22 @@ def add_terminal(topics: Topics, terminal_id: str, password: str, grids: Iterabl
         command("createRole", rolename=terminal_role(terminal_id), acls=terminal_acls(topics, terminal_id)),
         *grid_roles(topics, grids),
         command("createClient", username=terminal_id, clientid=terminal_id, password=password,
-                textname=f"terminal {terminal_id}", roles=_role_list(terminal_id, grids)),
+                textname=f"terminal {terminal_id}", roles=_role_list(topics, terminal_id, grids)),
     ]
 
 
 def grid_roles(topics: Topics, grids: Iterable[str]) -> list[dict]:
-    return [command("createRole", rolename=grid_role(g), acls=grid_acls(topics, g)) for g in grids]
+    return [command("createRole", rolename=grid_role(topics, g), acls=grid_acls(topics, g)) for g in grids]
 
 
 def set_terminal_grids(topics: Topics, terminal_id: str, grids: Iterable[str]) -> list[dict]:
     """Replace the grids whose command topics the terminal may read."""
     grids = sorted(set(grids))
-    return [*grid_roles(topics, grids), command("modifyClient", username=terminal_id, roles=_role_list(terminal_id, grids))]
+    return [*grid_roles(topics, grids), command("modifyClient", username=terminal_id, roles=_role_list(topics, terminal_id, grids))]
 
 
-def _role_list(terminal_id: str, grids: list[str]) -> list[dict]:
-    return [{"rolename": terminal_role(terminal_id)}, *({"rolename": grid_role(g)} for g in grids)]
+def _role_list(topics: Topics, terminal_id: str, grids: list[str]) -> list[dict]:
+    return [{"rolename": terminal_role(terminal_id)}, *({"rolename": grid_role(topics, g)} for g in grids)]
 
 
 def rotate_password(username: str, password: str) -> list[dict]:
