@@ -30,7 +30,7 @@ def load(path: Path) -> dict[str, str]:
 
 def save(path: Path, passwords: dict[str, str]) -> None:
     """Written to a temporary file created 0600, then renamed: never readable by others, never half-written."""
-    path = Path(path)
+    path = Path(path).resolve()  # through a link to another checkout's file (setup's adopt_broker_secrets)
     path.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
     tmp = path.with_suffix(path.suffix + ".tmp")

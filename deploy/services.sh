@@ -304,6 +304,7 @@ ensure_mosquitto() {
         else
             rm -f "$new"
             log "mosquitto: already listening on 127.0.0.1:$GW_MQTT_PORT: reusing"
+            gw_broker check >/dev/null 2>&1 || adopt_broker_secrets
             broker_check "reused (already listening)"
             return
         fi
@@ -328,6 +329,24 @@ ensure_mosquitto() {
 # gw_broker ARGS: python -m broker in the checkout (relative var/ paths in Settings resolve there).
 gw_broker() {
     (cd "$GW_ROOT" && "$GW_ROOT/.venv/bin/python" -m broker "$@")
+}
+
+# adopt_broker_secrets: the broker on the port was started by another checkout on this machine
+# (e.g. the main clone, while this is a git worktree): link that checkout's secrets file, found
+# through the broker's own command line (-c <var>/mosquitto/gridwatch.conf), so this checkout's
+# tests and processes log in to it. Only when this checkout has no secrets of its own.
+adopt_broker_secrets() {
+    local pid conf other ours=$GW_VAR/secrets/mqtt.json
+    [[ -e $ours ]] && return 0
+    pid=$(ss -Hltnp "sport = :$GW_MQTT_PORT" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2)
+    [[ -n $pid && -r /proc/$pid/cmdline ]] || return 0
+    conf=$(tr '\0' '\n' <"/proc/$pid/cmdline" | sed -n '/^-c$/{n;p;q}')
+    other=$(dirname "$(dirname "$conf")")/secrets/mqtt.json
+    [[ $conf == /* && -r $other ]] || return 0
+    mkdir -p "$GW_VAR/secrets"
+    chmod 700 "$GW_VAR/secrets"
+    ln -s "$other" "$ours"
+    log "mosquitto: the broker on :$GW_MQTT_PORT belongs to $(dirname "$(dirname "$(dirname "$conf")")"): using its secrets ($ours -> $other)"
 }
 
 # broker_check WHAT: the admin account from this checkout's secrets manages the broker, or stop.
