@@ -33,8 +33,8 @@ import paho.mqtt.client as mqtt
 import psycopg
 import redis
 
-from db.migrate import drop_database, ensure_database, migrate
 from broker.dev import dev_settings
+from db.migrate import drop_database, ensure_database, migrate
 from schemas.settings import Settings
 from schemas.topics import Channel, Topics
 from terminal.loadgen import publish_fixes

@@ -53,9 +53,9 @@ import redis
 
 from bench.local_broker import LocalBroker
 from bench.local_postgres import LocalPostgres
+from broker.dev import dev_settings
 from db.migrate import drop_database, ensure_database, migrate
 from schemas.events import EventKind, SosBody
-from broker.dev import dev_settings
 from schemas.settings import Settings, get_settings
 from schemas.topics import RedisKeys
 from terminal.client import TerminalClient, TerminalConfig

@@ -30,8 +30,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import psycopg
 
-from db.migrate import drop_database, ensure_database, migrate
 from broker.dev import dev_settings
+from db.migrate import drop_database, ensure_database, migrate
 from schemas.settings import Settings, get_settings
 from schemas.topics import Topics
 from terminal.loadgen import LoadStats, publish_fixes

@@ -40,10 +40,10 @@ import paho.mqtt.client as mqtt  # noqa: E402
 import psycopg  # noqa: E402
 import redis  # noqa: E402
 
+from broker.dev import dev_settings
 from db.migrate import drop_database, ensure_database, migrate
 from orders import desk
 from schemas.orders import EveryoneTarget, OrderDraft
-from broker.dev import dev_settings
 from schemas.settings import Settings
 from schemas.signing import generate_keypair, load_public_key
 from terminal.client import TerminalConfig
