@@ -61,7 +61,7 @@ def run_fleet(s, ids: list[str], fixes: int, passwords: dict[str, str] | None) -
 
     t1 = time.perf_counter()
     fleet.loop.run_sync(burst, timeout=300)
-    while fleet.totals().in_flight:
+    while fleet.loop.run_sync(lambda: fleet.totals().in_flight):  # read on the loop thread: no race
         time.sleep(0.005)
     rate = len(ids) * fixes / (time.perf_counter() - t1)
     fleet.stop(graceful=False)
