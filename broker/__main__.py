@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -96,8 +97,6 @@ def _dispatch(args: argparse.Namespace, s) -> int:
 
 
 def _terminal(broker: DynsecControl, s, topics: Topics, args: argparse.Namespace) -> int:
-    import re
-
     if args.action == "list":
         clients = broker.run([accounts.command("listClients")])[0]["data"]["clients"]
         print("\n".join(sorted(c for c in clients if accounts.is_terminal_account(c))))

@@ -118,14 +118,17 @@ def platform_client(username: str, password: str, duty: Duty) -> dict:
     return entry
 
 
-def reconcile_config(existing: Mapping | None, passwords: Mapping[str, str], topics: Topics) -> dict:
+def reconcile_config(existing: Mapping | None, passwords: Mapping[str, str], topics: Topics, with_dev: bool = True) -> dict:
     """The plugin's file with the platform's accounts and roles as they must be, every other
     client, role and group (terminals) kept. A platform account's hash is kept while it still
-    matches its password (the file does not churn on every setup)."""
+    matches its password (the file does not churn on every setup). ``with_dev=False`` (a
+    production broker) leaves the development account out, and removes it if it was there."""
     existing = existing or {}
     old_clients = {c["username"]: c for c in existing.get("clients", [])}
     clients = [c for name, c in old_clients.items() if name not in PLATFORM_ACCOUNTS]
     for name, duty in PLATFORM_ACCOUNTS.items():
+        if duty is Duty.DEV and not with_dev:
+            continue
         entry = platform_client(name, passwords[name], duty)
         old = old_clients.get(name)
         if old is not None and password_matches(old, passwords[name]):

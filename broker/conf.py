@@ -71,7 +71,7 @@ def init_accounts(path: Path, settings: Settings) -> dict[str, str]:
     secrets file). Only while the broker is down: a running broker rewrites the file itself."""
     passwords = secrets.ensure(settings.mqtt_secrets_file, accounts.PLATFORM_ACCOUNTS)
     existing = json.loads(path.read_text()) if path.exists() else None
-    config = accounts.reconcile_config(existing, passwords, Topics(settings.topic_prefix))
+    config = accounts.reconcile_config(existing, passwords, Topics(settings.topic_prefix), with_dev=settings.mqtt_dev_account)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # password hashes: not for everyone

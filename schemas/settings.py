@@ -29,6 +29,9 @@ class Settings(BaseSettings):
         Path("var/secrets/mqtt.json"), description="Broker passwords this host knows (user name -> password, mode 0600; ./gw setup writes the platform's, "
         "the simulator adds its terminals'): a process connects as its client id's entry, unless GRIDWATCH_MQTT_USERNAME is set"
     )
+    mqtt_dev_account: bool = Field(
+        True, description="./gw setup makes the broker account gridwatch-dev (every data topic, any client id) that tests and benches use; false on a production broker"
+    )
     mqtt_tls_ca: Path | None = Field(
         None, description="CA certificate (PEM) of the broker's: set, every client connects with TLS and checks the broker's name (point GRIDWATCH_MQTT_PORT at the TLS listener)"
     )

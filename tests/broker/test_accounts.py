@@ -81,6 +81,14 @@ def test_reconcile_keeps_terminals_and_refreshes_platform_accounts():
     assert len(changed["clients"]) == len(again["clients"])
 
 
+def test_a_production_broker_has_no_development_account():
+    dev = accounts.reconcile_config(None, _passwords(), TOPICS)
+    production = accounts.reconcile_config(dev, _passwords(), TOPICS, with_dev=False)
+    assert accounts.DEV in {c["username"] for c in dev["clients"]}
+    assert accounts.DEV not in {c["username"] for c in production["clients"]}
+    assert {c["username"] for c in production["clients"]} == set(accounts.PLATFORM_ACCOUNTS) - {accounts.DEV}
+
+
 def test_ingest_may_read_its_shared_subscription_and_nobody_but_dev_sends_everywhere():
     ingest = accounts.duty_acls(accounts.Duty.INGEST, TOPICS)
     assert {"acltype": "subscribePattern", "topic": "$share/+/gw/v1/t/#", "allow": True} in ingest
