@@ -9,6 +9,7 @@ naming it: it never skips silently.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from zoneinfo import ZoneInfo
 from datetime import datetime, timedelta, timezone
@@ -143,12 +144,26 @@ def known_db(scratch_dsn):
 @pytest.fixture(scope="session")
 def known_live(settings, known_db):
     """Live state: T1 online in grid 001001, T2 online in 002001, T3 last seen 10 min ago (offline)."""
+    now = _now().timestamp()
+    _write_live(settings, now)
+    return now
+
+
+@pytest.fixture
+def live_on_the_clock(settings, known_live):
+    """For a test whose web request reads the clock (not a ``now=``): the same live state stamped
+    against the clock at this moment, put back afterwards (the suite runs for minutes; online is 120 s)."""
+    _write_live(settings, time.time())
+    yield
+    _write_live(settings, known_live)
+
+
+def _write_live(settings, now: float) -> None:
     from schemas.topics import RedisKeys
     from dashboard.live import local_day
 
     r = redis.Redis.from_url(settings.redis_url)
     k = RedisKeys(settings.redis_prefix)
-    now = _now().timestamp()
     r.hset(k.last_fix, mapping={
         "T1": json.dumps({"lat": 28.2039, "lon": 117.0039, "ts": now - 5, "seq": 39, "hdg": 45, "bat": 90, "g2": "360602001001", "g1": "360602001"}),
         "T2": json.dumps({"lat": 28.205, "lon": 117.105, "ts": now - 3, "seq": 7, "hdg": None, "bat": 55, "g2": "360602002001", "g1": "360602002"}),
@@ -161,7 +176,6 @@ def known_live(settings, known_db):
         "360602002001|report": 3, "-|gps": 10, "360602001001|gps": 40,
     })
     r.set(k.version, 42)
-    return now
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ def _call(client, app, output_key: str, inputs: list, state: list, changed: list
     return client.post("/_dash-update-component", data=json.dumps(body), content_type="application/json"), cb
 
 
-def test_refresh_callback_then_no_update(app, known_live, known_db):
+def test_refresh_callback_then_no_update(app, known_live, known_db, live_on_the_clock):
     inputs = [{"id": "live-tick", "property": "n_intervals", "value": 1}, {"id": "measure", "property": "value", "value": "officers"}]
     # Live positions are not for anonymous visitors.
     resp, _ = _call(app.server.test_client(), app, "live-data.data", inputs, [{"id": "live-state", "property": "data", "value": {}}],
