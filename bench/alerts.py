@@ -33,6 +33,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 import redis
 
+from broker.dev import dev_settings
 from db.migrate import drop_database, ensure_database, migrate
 from schemas.settings import Settings
 from schemas.topics import Channel, Topics
@@ -89,6 +90,7 @@ def publish_sos(s: Settings, rate: float, stop: threading.Event, sent: dict[str,
     and a repeat bumps its alert instead of opening one (not timed)."""
     topics = Topics(s.topic_prefix)
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-sos-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5)
+    s.secure_mqtt_client(c, "bench-sos")
     c.connect(s.mqtt_host, s.mqtt_port)
     c.loop_start()
     i = 0
@@ -128,7 +130,7 @@ def main() -> int:
     ap.add_argument("--terminals", type=int, default=1000)
     ap.add_argument("--sos-rate", type=float, default=10.0)
     args = ap.parse_args()
-    base = Settings()
+    base = dev_settings(Settings())  # the broker admits no anonymous client
     tag = uuid.uuid4().hex[:6]
     dsn = psycopg.conninfo.make_conninfo(base.pg_dsn, dbname=f"gw_bench_alerts_{tag}")
     s = base.model_copy(update={"pg_dsn": dsn, "redis_prefix": f"gwbench:{tag}:", "topic_prefix": f"bench/{tag}/gw/v1",
@@ -156,7 +158,8 @@ def main() -> int:
         watcher.start()
         holder = {}
         load = threading.Thread(target=lambda: holder.setdefault("stats", publish_fixes(
-            args.fixes, args.terminals, s.mqtt_host, s.mqtt_port, prefix=s.topic_prefix, terminal_prefix=tprefix)))
+            args.fixes, args.terminals, s.mqtt_host, s.mqtt_port, prefix=s.topic_prefix, terminal_prefix=tprefix,
+            username=s.mqtt_username, password=s.mqtt_password)))
         t0 = time.time()
         sos.start()
         load.start()

@@ -53,6 +53,7 @@ import redis
 
 from bench.local_broker import LocalBroker
 from bench.local_postgres import LocalPostgres
+from broker.dev import dev_settings
 from db.migrate import drop_database, ensure_database, migrate
 from schemas.events import EventKind, SosBody
 from schemas.settings import Settings, get_settings
@@ -128,7 +129,8 @@ class SteadyFleet:
 
     def __init__(self, s: Settings, id_prefix: str, n: int, profile: Profile):
         self.ids = [f"{id_prefix}{i:04d}" for i in range(n)]
-        self.fleet = TerminalFleet(s.mqtt_host, s.mqtt_port, connect_rate=500, name=f"gw-faults-{id_prefix}")
+        self.fleet = TerminalFleet(s.mqtt_host, s.mqtt_port, username=s.mqtt_username, password=s.mqtt_password,
+                                   connect_rate=500, name=f"gw-faults-{id_prefix}")
         for tid in self.ids:
             self.fleet.add(TerminalConfig(tid, prefix=s.topic_prefix, receipt_timeout_s=profile.receipt_timeout_s,
                                           receipt_max_wait_s=4 * profile.receipt_timeout_s))
@@ -277,7 +279,7 @@ class FaultRun:
         self.broker = LocalBroker(workdir / "broker")
         self.pg = LocalPostgres() if own_postgres else None
         self.tag = uuid.uuid4().hex[:6]
-        self.base = get_settings()
+        self.base = dev_settings(get_settings())  # the broker admits no anonymous client
         self.s: Settings | None = None
         self.ingest: list[Proc] = []
         self.orders: Proc | None = None

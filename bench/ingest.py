@@ -44,6 +44,7 @@ import psycopg
 import redis
 
 from bench.local_broker import LocalBroker
+from broker.dev import dev_settings
 from db.migrate import drop_database, ensure_database, migrate
 from schemas.settings import Settings, get_settings
 from schemas.topics import Topics
@@ -59,8 +60,10 @@ _FLOW_ROW = "(" + ", ".join(["%s"] * len(FLOW_COLUMNS)) + ")"
 
 def bench_client(s: Settings, role: str) -> mqtt.Client:
     """Every MQTT client of this benchmark (ingest's own are built by ingest): one construction."""
-    return mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{role}-{uuid.uuid4().hex[:6]}",
-                       protocol=mqtt.MQTTv5)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{role}-{uuid.uuid4().hex[:6]}",
+                         protocol=mqtt.MQTTv5)
+    s.secure_mqtt_client(client, f"bench-{role}")  # the development account (dev_settings in main)
+    return client
 
 
 # --- the comparison consumer: the low-code flow ---------------------------------------------------
@@ -190,7 +193,8 @@ def run(kind: str, s: Settings, n_fixes: int, n_terminals: int, load: str, logs:
 
         def publish():
             holder["stats"] = publish_fixes(n_fixes, n_terminals, s.mqtt_host, s.mqtt_port, rate=pace(load),
-                                            prefix=s.topic_prefix, terminal_prefix=prefix)
+                                            prefix=s.topic_prefix, terminal_prefix=prefix,
+                                            username=s.mqtt_username, password=s.mqtt_password)
 
         t = threading.Thread(target=publish)
         if load == "drain":
@@ -285,7 +289,7 @@ def main() -> int:
                     help="comma-separated fixes/s; 'full': as fast as the publisher goes; 'drain': see run()")
     ap.add_argument("--only", default="flow,x1,x2", help="consumers to run: flow, x1 (one ingest), x2 (two ingests)")
     args = ap.parse_args()
-    base = get_settings()
+    base = dev_settings(get_settings())  # the broker admits no anonymous client
     if args.mode == "flow":
         flow_consumer(base)
         return 0

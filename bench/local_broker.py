@@ -3,7 +3,9 @@
 The project broker (127.0.0.1:1884) is shared by every process and helper on the machine: a test
 or a fault run that restarts or kills a broker must do it to a broker of its own. This starts
 ``mosquitto -c`` (in the foreground, so the PID is ours) with a copy of
-deploy/mosquitto/gridwatch.conf: port, persistence folder, log and PID file changed, nothing else.
+deploy/mosquitto/gridwatch.conf: port, persistence folder, log and PID file changed, nothing else —
+so the same accounts too: the platform's, with this checkout's passwords (broker.conf). With
+``tls=True`` it also listens with TLS on a second port, with a self-signed CA made for it.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ import subprocess
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-CONFIG = ROOT / "deploy" / "mosquitto" / "gridwatch.conf"
+from broker import conf
+from schemas.settings import Settings
 
 
 def free_port() -> int:
@@ -35,9 +37,12 @@ def _listening(port: int) -> bool:
 
 
 class LocalBroker:
-    def __init__(self, workdir: Path, port: int | None = None):
+    def __init__(self, workdir: Path, port: int | None = None, tls: bool = False):
         self.dir = Path(workdir)
         self.port = port or free_port()
+        tls_files = {"mqtt_tls_cafile": self.dir / "tls" / "ca.crt", "mqtt_tls_certfile": self.dir / "tls" / "server.crt",
+                     "mqtt_tls_keyfile": self.dir / "tls" / "server.key"}
+        self.settings = Settings().model_copy(update={"mqtt_tls_port": free_port() if tls else None, **tls_files})
         self.proc: subprocess.Popen | None = None
         self.conf = self.dir / "mosquitto.conf"
         self.log = self.dir / "log" / "mosquitto.log"
@@ -45,10 +50,14 @@ class LocalBroker:
     def write_config(self) -> None:
         for sub in ("mosquitto", "log", "run"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
-        text = CONFIG.read_text().replace("@VAR@", str(self.dir)).replace("@PORT@", str(self.port))
+        conf.ensure_tls_files(self.settings)
+        conf.init_accounts(conf.dynsec_file(self.dir), self.settings)
         # run as whoever runs us (the template drops root to the mosquitto user, who may not reach our folder)
-        text = text.replace("\nuser mosquitto\n", f"\nuser {getpass.getuser()}\n")
-        self.conf.write_text(text)
+        self.conf.write_text(conf.render(self.dir, self.port, self.settings, user=getpass.getuser()))
+
+    @property
+    def tls_port(self) -> int | None:
+        return self.settings.mqtt_tls_port
 
     def start(self, timeout: float = 10.0) -> LocalBroker:
         if not self.conf.exists():

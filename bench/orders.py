@@ -45,6 +45,7 @@ import paho.mqtt.client as mqtt  # noqa: E402
 import psycopg  # noqa: E402
 import redis  # noqa: E402
 
+from broker.dev import dev_settings
 from db.migrate import drop_database, ensure_database, migrate
 from orders import desk
 from schemas.orders import EveryoneTarget, OrderDraft
@@ -106,7 +107,8 @@ def raw_fanout(s: Settings, n: int, rounds: int) -> list[float]:
     conns: list[MqttConnection] = []
     for i in range(n):
         c = MqttConnection(loop, ConnectionOptions(s.mqtt_host, s.mqtt_port, f"bench-sub-{uuid.uuid4().hex[:10]}",
-                                                   clean_start=True, session_expiry_s=0),
+                                                   clean_start=True, session_expiry_s=0,
+                                                   username=s.mqtt_username, password=s.mqtt_password),
                            on_message=lambda t, p, i=i: on_message(i, t, p))
         c.on_connected = lambda c=c: c.subscribe([topic])
         conns.append(c)
@@ -116,6 +118,7 @@ def raw_fanout(s: Settings, n: int, rounds: int) -> list[float]:
         time.sleep(0.05)
     pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:8]}",
                       protocol=mqtt.MQTTv5)
+    s.secure_mqtt_client(pub, "bench-pub")
     pub.connect(s.mqtt_host, s.mqtt_port)
     pub.loop_start()
     times = []
@@ -152,7 +155,9 @@ def run_answerers(settings_json: str, ids: list[str], ready, stop) -> None:
         def answer(_topic: str, payload: bytes, i=i) -> None:
             conns_by_id[i].publish(f"{s.topic_prefix}/rt/a/{i}", payload)
         c = MqttConnection(loop, ConnectionOptions(s.mqtt_host, s.mqtt_port, f"bench-rt-{uuid.uuid4().hex[:10]}",
-                                                   clean_start=True, session_expiry_s=0), on_message=answer)
+                                                   clean_start=True, session_expiry_s=0,
+                                                   username=s.mqtt_username, password=s.mqtt_password),
+                           on_message=answer)
         c.on_connected = lambda c=c: c.subscribe([f"{s.topic_prefix}/rt/all"])
         conns.append(c)
     conns_by_id = dict(zip(ids, conns, strict=True))
@@ -193,6 +198,7 @@ def raw_round_trip(s: Settings, n: int, rounds: int, procs: int) -> list[float]:
 
     col = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-col-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5)
     col.on_message = on_message
+    s.secure_mqtt_client(col, "bench-col")
     col.connect(s.mqtt_host, s.mqtt_port)
     col.subscribe(f"{s.topic_prefix}/rt/a/+", qos=1)
     col.loop_start()
@@ -248,7 +254,7 @@ def copy_costs(n: int = 1000) -> tuple[float, float]:
 def run_fleet(settings_json: str, terminals: list[str], ready, stop) -> None:
     """In a process of its own (its own GIL): the reference terminals, until ``stop`` is set."""
     s = Settings.model_validate_json(settings_json)
-    fleet = TerminalFleet(s.mqtt_host, s.mqtt_port, connect_rate=500)
+    fleet = TerminalFleet(s.mqtt_host, s.mqtt_port, username=s.mqtt_username, password=s.mqtt_password, connect_rate=500)
     key = load_public_key(s.order_public_key)
     for t in terminals:
         fleet.add(TerminalConfig(t, prefix=s.topic_prefix, platform_key=key))
@@ -309,7 +315,7 @@ def main() -> int:
                     help="processes the simulated terminals are split over (each one network thread)")
     args = ap.parse_args()
     n = args.terminals
-    base = Settings()
+    base = dev_settings(Settings())  # the broker admits no anonymous client
     tag = uuid.uuid4().hex[:6]
     dsn = psycopg.conninfo.make_conninfo(base.pg_dsn, dbname=f"gw_bench_orders_{tag}")
     keydir = Path(tempfile.mkdtemp(prefix="gw-bench-keys-"))

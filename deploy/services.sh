@@ -281,33 +281,82 @@ ensure_pg_cluster() {
 }
 
 # Project-local Mosquitto on 127.0.0.1:1884 with deploy/mosquitto/gridwatch.conf (queues sized for
-# no loss; the machine's broker on :1883 keeps Mosquitto's defaults, which drop QoS 1 messages).
+# no loss; the machine's broker on :1883 keeps Mosquitto's defaults, which drop QoS 1 messages),
+# accounts and ACLs by the dynamic-security plugin (no anonymous clients; see broker/).
 ensure_mosquitto() {
-    local mdir=$GW_VAR/mosquitto conf
+    local mdir=$GW_VAR/mosquitto conf new
     if ! command -v mosquitto >/dev/null && [[ ! -x /usr/sbin/mosquitto ]]; then
         apt_install mosquitto mosquitto-clients
     elif ! command -v mosquitto_pub >/dev/null; then
         apt_install mosquitto-clients
     fi
+    conf=$mdir/gridwatch.conf
+    new=$mdir/gridwatch.conf.new
+    # The template's placeholders filled (and the TLS listener added if GRIDWATCH_MQTT_TLS_PORT is set).
+    gw_broker render-conf --var "$GW_VAR" --port "$GW_MQTT_PORT" --owner mosquitto >"$new" ||
+        die "mosquitto: could not render $new"
     if port_open 127.0.0.1 "$GW_MQTT_PORT"; then
-        log "mosquitto: already listening on 127.0.0.1:$GW_MQTT_PORT: reusing"
-        summary mosquitto "127.0.0.1:$GW_MQTT_PORT" "reused (already listening)"
-        return
+        # A broker this checkout started with another configuration (e.g. the old anonymous one)
+        # is restarted; one somebody else started is reused as it is, never touched.
+        if pid_alive "$GW_VAR/run/mosquitto.pid" mosquitto && ! cmp -s "$new" "$conf"; then
+            log "mosquitto: this checkout's broker on :$GW_MQTT_PORT runs an older configuration: restarting it"
+            stop_pidfile mosquitto "$GW_VAR/run/mosquitto.pid" mosquitto
+        else
+            rm -f "$new"
+            log "mosquitto: already listening on 127.0.0.1:$GW_MQTT_PORT: reusing"
+            gw_broker check >/dev/null 2>&1 || adopt_broker_secrets
+            broker_check "reused (already listening)"
+            return
+        fi
     fi
     # Debian's mosquitto expects /run/mosquitto to exist even with a config of our own.
     install -d -o mosquitto -m 755 /run/mosquitto
-    # The broker drops to user mosquitto: it must own its persistence dir and log file.
+    # The broker drops to user mosquitto: it must own its persistence dir, account file and log file.
     chown mosquitto "$mdir"
     touch "$GW_VAR/log/mosquitto.log"
     chown mosquitto "$GW_VAR/log/mosquitto.log"
-    # The template uses @VAR@ so the runtime file has absolute paths, whatever the broker's cwd.
-    conf=$mdir/gridwatch.conf
-    sed -e "s|@VAR@|$GW_VAR|g" -e "s|@PORT@|$GW_MQTT_PORT|g" "$GW_ROOT/deploy/mosquitto/gridwatch.conf" >"$conf"
+    local accounts_out
+    accounts_out=$(gw_broker init-accounts --var "$GW_VAR" --owner mosquitto) || die "mosquitto: accounts not written"
+    log "mosquitto: $accounts_out"
+    mv "$new" "$conf"
     log "mosquitto: starting on 127.0.0.1:$GW_MQTT_PORT with $conf"
     rm -f "$GW_VAR/run/mosquitto.pid"
     (cd / && "$(command -v mosquitto || echo /usr/sbin/mosquitto)" -d -c "$conf")
     wait_port 127.0.0.1 "$GW_MQTT_PORT" 10 || { tail -n 20 "$GW_VAR/log/mosquitto.log" >&2; die "mosquitto did not start"; }
-    summary mosquitto "127.0.0.1:$GW_MQTT_PORT" "started (pid $(cat "$GW_VAR/run/mosquitto.pid" 2>/dev/null || echo ?), config $conf)"
+    broker_check "started (pid $(cat "$GW_VAR/run/mosquitto.pid" 2>/dev/null || echo ?), config $conf)"
+}
+
+# gw_broker ARGS: python -m broker in the checkout (relative var/ paths in Settings resolve there).
+gw_broker() {
+    (cd "$GW_ROOT" && "$GW_ROOT/.venv/bin/python" -m broker "$@")
+}
+
+# adopt_broker_secrets: the broker on the port was started by another checkout on this machine
+# (e.g. the main clone, while this is a git worktree): link that checkout's secrets file, found
+# through the broker's own command line (-c <var>/mosquitto/gridwatch.conf), so this checkout's
+# tests and processes log in to it. Only when this checkout has no secrets of its own.
+adopt_broker_secrets() {
+    local pid conf other ours=$GW_VAR/secrets/mqtt.json
+    [[ -e $ours ]] && return 0
+    pid=$(ss -Hltnp "sport = :$GW_MQTT_PORT" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2)
+    [[ -n $pid && -r /proc/$pid/cmdline ]] || return 0
+    conf=$(tr '\0' '\n' <"/proc/$pid/cmdline" | sed -n '/^-c$/{n;p;q}')
+    other=$(dirname "$(dirname "$conf")")/secrets/mqtt.json
+    [[ $conf == /* && -r $other ]] || return 0
+    mkdir -p "$GW_VAR/secrets"
+    chmod 700 "$GW_VAR/secrets"
+    ln -s "$other" "$ours"
+    log "mosquitto: the broker on :$GW_MQTT_PORT belongs to $(dirname "$(dirname "$(dirname "$conf")")"): using its secrets ($ours -> $other)"
+}
+
+# broker_check WHAT: the admin account from this checkout's secrets manages the broker, or stop.
+broker_check() {
+    local out
+    if ! out=$(gw_broker check 2>&1); then
+        printf '%s\n' "$out" >&2
+        die "mosquitto on :$GW_MQTT_PORT does not accept this checkout's accounts. If another checkout started it, point GRIDWATCH_MQTT_SECRETS_FILE at that checkout's var/secrets/mqtt.json; if it is an old anonymous broker, stop it from the checkout that started it and run ./gw setup again"
+    fi
+    summary mosquitto "127.0.0.1:$GW_MQTT_PORT" "$1; $out"
 }
 
 # Debian's Chromium, driven by playwright in the browser tests (no browser download possible).

@@ -40,9 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     service = IngestService(settings)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: service.stop())
+    login = settings.mqtt_login(settings.ingest_client_id)
     logging.getLogger("gridwatch.ingest").info(
-        "ingest starting: broker %s:%s, store %s", settings.mqtt_host, settings.mqtt_port,
-        settings.pg_dsn.rsplit("@", 1)[-1])
+        "ingest starting: broker %s:%s as %s, store %s", settings.mqtt_host, settings.mqtt_port,
+        login[0] if login else "nobody (no password: run ./gw setup)", settings.pg_dsn.rsplit("@", 1)[-1])
     service.run()
     return 0
 
@@ -57,8 +58,7 @@ def forget_session(settings, client_id: str) -> None:
     from paho.mqtt.properties import Properties
 
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-    if settings.mqtt_username:
-        client.username_pw_set(settings.mqtt_username, settings.mqtt_password)
+    settings.secure_mqtt_client(client, client_id)
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = 0
     client.connect(settings.mqtt_host, settings.mqtt_port, clean_start=True, properties=props)

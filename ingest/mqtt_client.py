@@ -145,8 +145,7 @@ class MqttReceiver:
             protocol=mqtt.MQTTv5,
             manual_ack=True,
         )
-        if settings.mqtt_username:
-            self.client.username_pw_set(settings.mqtt_username, settings.mqtt_password)
+        settings.secure_mqtt_client(self.client, settings.ingest_client_id)  # its own account, TLS if set
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.max_queued_messages_set(0)
         self.client.on_connect = self._on_connect

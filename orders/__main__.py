@@ -68,7 +68,9 @@ def run(settings) -> int:
     sender = MqttOrderSender(settings)
     dispatcher = Dispatcher(settings, sender, key, redis.Redis.from_url(settings.redis_url, decode_responses=True))
     dispatcher.stop_event = stop
-    log.info("orders dispatcher starting: broker %s:%s, kid %s", settings.mqtt_host, settings.mqtt_port, kid)
+    login = settings.mqtt_login(settings.orders_client_id)
+    log.info("orders dispatcher starting: broker %s:%s as %s, kid %s", settings.mqtt_host, settings.mqtt_port,
+             login[0] if login else "nobody (no password: run ./gw setup)", kid)
     if not sender.start():
         log.warning("broker not reachable yet at %s:%s; orders stay queued until it is",
                     settings.mqtt_host, settings.mqtt_port)

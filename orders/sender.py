@@ -48,8 +48,7 @@ class MqttOrderSender:
         self._closing = False
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=settings.orders_client_id,
                                   protocol=mqtt.MQTTv5)
-        if settings.mqtt_username:
-            self.client.username_pw_set(settings.mqtt_username, settings.mqtt_password)
+        settings.secure_mqtt_client(self.client, settings.orders_client_id)  # its own account, TLS if set
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.max_inflight_messages_set(2000)  # a 1,000-terminal order goes out in one window
         self.client.max_queued_messages_set(0)

@@ -6,6 +6,8 @@ Defaults are what ``deploy/setup`` starts on a local machine, so a local run nee
 
 from __future__ import annotations
 
+import json
+import ssl
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -23,6 +25,23 @@ class Settings(BaseSettings):
     mqtt_port: int = Field(1884, description="MQTT broker port (the project-local broker)")
     mqtt_username: str | None = Field(None, description="MQTT user name, if the broker needs one")
     mqtt_password: str | None = Field(None, description="MQTT password")
+    mqtt_secrets_file: Path = Field(
+        Path("var/secrets/mqtt.json"), description="Broker passwords this host knows (user name -> password, mode 0600; ./gw setup writes the platform's, "
+        "the simulator adds its terminals'): a process connects as its client id's entry, unless GRIDWATCH_MQTT_USERNAME is set"
+    )
+    mqtt_dev_account: bool = Field(
+        True, description="./gw setup makes the broker account gridwatch-dev (every data topic, any client id) that tests and benches use; false on a production broker"
+    )
+    mqtt_tls_ca: Path | None = Field(
+        None, description="CA certificate (PEM) of the broker's: set, every client connects with TLS and checks the broker's name (point GRIDWATCH_MQTT_PORT at the TLS listener)"
+    )
+    mqtt_tls_port: int | None = Field(
+        None, description="Broker: also listen with TLS on this port (./gw setup adds the listener and, if the files below are missing, makes a self-signed CA and server certificate)"
+    )
+    mqtt_tls_bind: str = Field("127.0.0.1", description="Broker: address of the TLS listener (0.0.0.0 for terminals on the network)")
+    mqtt_tls_certfile: Path = Field(Path("var/tls/server.crt"), description="Broker: the TLS listener's certificate (PEM)")
+    mqtt_tls_keyfile: Path = Field(Path("var/tls/server.key"), description="Broker: its private key (PEM)")
+    mqtt_tls_cafile: Path = Field(Path("var/tls/ca.crt"), description="Broker: the CA that signed it (what clients get as GRIDWATCH_MQTT_TLS_CA)")
     topic_prefix: str = Field("gw/v1", description="Prefix of every protocol topic")
     mqtt_session_expiry_s: int = Field(
         7 * 24 * 3600, description="How long the broker keeps ingest's session (and queued fixes) while ingest is away"
@@ -211,6 +230,30 @@ class Settings(BaseSettings):
             if not (-180 <= lon0 < lon1 <= 180 and -90 <= lat0 < lat1 <= 90):
                 raise ValueError(f"city_bbox must be lon_min<lon_max, lat_min<lat_max in degrees; got {value!r}")
         return value
+
+    def mqtt_login(self, account: str) -> tuple[str, str | None] | None:
+        """(user name, password) to connect as ``account`` (a client id: gridwatch-ingest-1, a terminal id):
+        GRIDWATCH_MQTT_USERNAME/PASSWORD if set, else the account's entry in mqtt_secrets_file, else none."""
+        if self.mqtt_username:
+            return self.mqtt_username, self.mqtt_password
+        try:
+            password = json.loads(self.mqtt_secrets_file.read_text()).get(account)
+        except (OSError, ValueError, AttributeError):
+            return None
+        return (account, password) if isinstance(password, str) else None
+
+    def mqtt_tls_context(self) -> ssl.SSLContext | None:
+        """TLS that verifies the broker's certificate and name against mqtt_tls_ca; None for plain TCP."""
+        return None if self.mqtt_tls_ca is None else ssl.create_default_context(cafile=str(self.mqtt_tls_ca))
+
+    def secure_mqtt_client(self, client, account: str) -> None:
+        """Give a paho client the login and TLS of ``account`` (no paho import here: duck-typed)."""
+        login = self.mqtt_login(account)
+        if login:
+            client.username_pw_set(*login)
+        context = self.mqtt_tls_context()
+        if context is not None:
+            client.tls_set_context(context)
 
     def as_env(self, base: Mapping[str, str]) -> dict[str, str]:
         """``base`` (an environment) with every GRIDWATCH_* replaced by these settings: for a child process."""

@@ -39,9 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     fb.add_argument("--mqtt-port", type=int, default=s.mqtt_port)
     args = parser.parse_args(argv)
     if args.command == "fleet-bench":
+        from broker.dev import dev_settings
         from terminal.measure import fleet_bench
 
-        print(fleet_bench(args.terminals, args.mqtt_host, args.mqtt_port, args.fixes_per_terminal, args.steady_s))
+        dev = dev_settings(s)  # made-up terminal ids: no accounts of their own, the development one
+        print(fleet_bench(args.terminals, args.mqtt_host, args.mqtt_port, args.fixes_per_terminal, args.steady_s,
+                          username=dev.mqtt_username, password=dev.mqtt_password))
         return 0
     logging.basicConfig(level=s.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("terminal.simulate")
@@ -84,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         "simulating %d terminals against %s:%d (prefix %s), fix every %.1f simulated s, speed-up x%g",
         len(specs), args.mqtt_host, args.mqtt_port, args.prefix, args.interval_s, args.speedup,
     )
+    passwords = _terminal_passwords(s, args.prefix, specs, log)
+    if passwords is None:
+        return 2
     simulator = Simulator(
         specs,
         host=args.mqtt_host,
@@ -91,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         prefix=args.prefix,
         username=s.mqtt_username,
         password=s.mqtt_password,
+        passwords=passwords,
+        tls=s.mqtt_tls_context(),
         interval_s=args.interval_s,
         speedup=args.speedup,
         seed=args.seed,
@@ -107,6 +115,25 @@ def main(argv: list[str] | None = None) -> int:
         stats.acks, stats.commands, stats.refused, stats.offline_episodes,
     )
     return 0
+
+
+def _terminal_passwords(s, prefix: str, specs: list, log: logging.Logger) -> dict[str, str] | None:
+    """Each simulated terminal logs in as itself, like a real one: accounts the broker lacks are
+    provisioned (as the admin, kept in Settings.mqtt_secrets_file). Not with an explicit
+    GRIDWATCH_MQTT_USERNAME: then every terminal shares that account (a test run)."""
+    if s.mqtt_username:
+        log.info("every terminal connects as %s (GRIDWATCH_MQTT_USERNAME)", s.mqtt_username)
+        return {}
+    from broker.control import ControlError
+    from broker.provision import ensure_terminals
+
+    try:
+        passwords = ensure_terminals(s.model_copy(update={"topic_prefix": prefix}), {t.terminal_id: t.grids for t in specs})
+    except ControlError as exc:
+        log.error("cannot provision the terminals' broker accounts: %s", exc)
+        return None
+    log.info("%d terminals log in with accounts of their own (passwords in %s)", len(passwords), s.mqtt_secrets_file)
+    return passwords
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ and handed to the loop.
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -152,6 +153,7 @@ class TerminalClient:
         port: int = 1884,
         username: str | None = None,
         password: str | None = None,
+        tls: ssl.SSLContext | None = None,
         loop: NetworkLoop | None = None,
         on_command: CommandHandler | None = None,
         clock: Callable[[], datetime] = utc_now,
@@ -186,6 +188,7 @@ class TerminalClient:
                 session_expiry_s=config.session_expiry_s,
                 username=username,
                 password=password,
+                tls=tls,
                 will_topic=self.topics.terminal(self.id, Channel.STATUS),
                 will_payload=dump(will),
                 will_retain=True,

@@ -9,7 +9,9 @@ instead of the one thread per client that paho's ``loop_start()`` would cost.
 from __future__ import annotations
 
 import logging
+import ssl
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Callable
 
@@ -51,11 +53,17 @@ class TerminalFleet:
         *,
         username: str | None = None,
         password: str | None = None,
+        passwords: Mapping[str, str] | None = None,
+        tls: ssl.SSLContext | None = None,
         connect_rate: float = 1000.0,
         name: str = "gw-fleet",
     ) -> None:
+        """A terminal in ``passwords`` logs in as itself (its id, its password), as a real one
+        does; any other as ``username``/``password`` (a test run's shared account), if given."""
         self.host, self.port = host, port
         self.username, self.password = username, password
+        self.passwords = dict(passwords or {})
+        self.tls = tls
         self.connect_rate = connect_rate
         self.loop = NetworkLoop(name=name)
         self.clients: dict[str, TerminalClient] = {}
@@ -68,8 +76,8 @@ class TerminalFleet:
             config,
             host=self.host,
             port=self.port,
-            username=self.username,
-            password=self.password,
+            **self._login(config.terminal_id),
+            tls=self.tls,
             loop=self.loop,
             on_command=on_command,
             **kwargs,
@@ -79,6 +87,11 @@ class TerminalFleet:
             self.loop.call_soon_threadsafe(client.conn.open)
             client._started = True
         return client
+
+    def _login(self, terminal_id: str) -> dict:
+        if terminal_id in self.passwords:
+            return {"username": terminal_id, "password": self.passwords[terminal_id]}
+        return {"username": self.username, "password": self.password}
 
     def start(self) -> None:
         """Start the loop thread and open every session, ``connect_rate`` per second."""

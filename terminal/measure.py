@@ -11,9 +11,10 @@ from terminal.client import TerminalConfig
 from terminal.fleet import TerminalFleet
 
 
-def fleet_bench(n: int, host: str, port: int, fixes_per_terminal: int = 20, steady_s: float = 10.0) -> str:
+def fleet_bench(n: int, host: str, port: int, fixes_per_terminal: int = 20, steady_s: float = 10.0,
+                username: str | None = None, password: str | None = None) -> str:
     prefix = f"bench/{uuid.uuid4().hex[:8]}/gw/v1"
-    fleet = TerminalFleet(host, port, connect_rate=100_000)
+    fleet = TerminalFleet(host, port, username=username, password=password, connect_rate=100_000)
     for i in range(n):
         fleet.add(TerminalConfig(f"FB-{i:05d}", grids=("G1",), prefix=prefix))
     lines = []

@@ -22,6 +22,7 @@ import logging
 import random
 import selectors
 import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -228,6 +229,7 @@ class ConnectionOptions:
     session_expiry_s: int = 24 * 3600
     username: str | None = None
     password: str | None = None
+    tls: ssl.SSLContext | None = None  # set: TLS to the broker, its certificate and name checked
     will_topic: str | None = None
     will_payload: bytes | None = None
     will_retain: bool = True
@@ -290,6 +292,8 @@ class MqttConnection:
         c.connect_timeout = options.connect_timeout_s
         if options.username:
             c.username_pw_set(options.username, options.password)
+        if options.tls is not None:
+            c.tls_set_context(options.tls)
         if options.will_topic is not None:
             c.will_set(options.will_topic, options.will_payload, qos=QOS, retain=options.will_retain)
         c.on_connect = self._on_connect

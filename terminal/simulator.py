@@ -192,6 +192,8 @@ class Simulator:
         prefix: str = "gw/v1",
         username: str | None = None,
         password: str | None = None,
+        passwords: dict[str, str] | None = None,
+        tls: Any = None,
         interval_s: float = 5.0,
         speedup: float = 1.0,
         seed: int = 0,
@@ -214,7 +216,8 @@ class Simulator:
         self.speedup = speedup
         self.period = interval_s / speedup  # real seconds between ticks of one terminal
         self.progress_every_s = progress_every_s
-        self.fleet = TerminalFleet(host, port, username=username, password=password, connect_rate=connect_rate, name="gw-sim")
+        self.fleet = TerminalFleet(host, port, username=username, password=password, passwords=passwords, tls=tls,
+                                   connect_rate=connect_rate, name="gw-sim")
         self.officers: dict[str, VirtualOfficer] = {}
         self.stats = SimStats(terminals=len(specs))
         self._rng = random.Random(seed)

@@ -17,6 +17,7 @@ import pytest
 import redis
 
 from db.migrate import drop_database, ensure_database, migrate
+from broker.dev import dev_settings
 from schemas.settings import Settings
 
 def _reachable(host: str, port: int) -> bool:
@@ -29,7 +30,7 @@ def _reachable(host: str, port: int) -> bool:
 
 @pytest.fixture(scope="session")
 def base_settings() -> Settings:
-    s = Settings()
+    s = dev_settings(Settings())  # the broker admits no anonymous client
     pg = psycopg.conninfo.conninfo_to_dict(s.pg_dsn)
     r = urlparse(s.redis_url)
     for name, host, port in (

@@ -9,6 +9,7 @@ naming it: it never skips silently.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from zoneinfo import ZoneInfo
 from datetime import datetime, timedelta, timezone
@@ -62,7 +63,15 @@ def rds(settings):
 
 
 # ----------------------------------------------------------------- known data
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
+_NOW: list[datetime] = []
+
+
+def _now() -> datetime:
+    """The known data's "now": fixed by the first fixture that asks, not at import. The web judges
+    "online" (120 s) against the clock, and every test directory run before this one would age it."""
+    if not _NOW:
+        _NOW.append(datetime.now(timezone.utc).replace(microsecond=0))
+    return _NOW[0]
 
 
 def _sq(x0, y0, d=0.01):
@@ -77,7 +86,7 @@ KNOWN = {
 
 @pytest.fixture(scope="session")
 def known_now():
-    return NOW
+    return _now()
 
 
 @pytest.fixture(scope="session")
@@ -105,7 +114,7 @@ def known_db(scratch_dsn):
         with c.cursor() as cur:
             with cur.copy("COPY gps_fix (ts, terminal_id, seq, lat, lon, battery_pct, grid2_code, grid1_code, received_at) FROM STDIN") as cp:
                 for i in range(40):
-                    ts = NOW - timedelta(minutes=40 - i)
+                    ts = _now() - timedelta(minutes=40 - i)
                     cp.write_row((ts, "T1", i, 28.2 + i * 0.0001, 117.0 + i * 0.0001, 90, "360602001001", "360602001", ts))
         # Events and the hourly rollup (known totals: 3 completed inspections and 2 reports, earlier this year).
         c.execute("INSERT INTO terminal_event (ts, terminal_id, seq, kind, body, grid2_code, grid1_code, received_at) VALUES"
@@ -113,13 +122,13 @@ def known_db(scratch_dsn):
                   " (%(t)s - interval '1 hour', 'T2', 100, 'report', '{\"report_id\": \"R1\", \"category\": \"complaint\", \"text\": \"x\"}', '360602002001', '360602002', %(t)s),"
                   " (%(t)s - interval '2 hour', 'T2', 101, 'report', '{\"report_id\": \"R2\", \"category\": \"tip\", \"text\": \"x\"}', '360602002001', '360602002', %(t)s),"
                   " (%(t)s - interval '3 hour', 'T2', 102, 'report', '{\"report_id\": \"R3\", \"category\": \"complaint\", \"text\": \"x\"}', '360602002001', '360602002', %(t)s)",
-                  {"t": NOW - timedelta(minutes=5)})
+                  {"t": _now() - timedelta(minutes=5)})
         kind = c.execute("SELECT relkind FROM pg_class WHERE relname = 'event_hourly'").fetchone()[0]
         assert kind in ("r", "p"), "these tests write the rollup tables the way ingest does (app/native mode)"
-        jan2 = NOW.replace(month=1, day=2, hour=3, minute=0, second=0)
-        # "today" in the bureau's zone: between 00:00 and 02:00 there, NOW - 2 h is yesterday
-        local_midnight = NOW.astimezone(ZoneInfo("Asia/Shanghai")).replace(hour=0, minute=0, second=0)
-        today_bucket = max(NOW - timedelta(hours=2), local_midnight.astimezone(timezone.utc))
+        jan2 = _now().replace(month=1, day=2, hour=3, minute=0, second=0)
+        # "today" in the bureau's zone: between 00:00 and 02:00 there, _now() - 2 h is yesterday
+        local_midnight = _now().astimezone(ZoneInfo("Asia/Shanghai")).replace(hour=0, minute=0, second=0)
+        today_bucket = max(_now() - timedelta(hours=2), local_midnight.astimezone(timezone.utc))
         c.execute("INSERT INTO event_hourly VALUES (%s, '360602001001', 'inspection.completed', 3), (%s, '360602002001', 'report', 2),"
                   " (date_trunc('hour', %s::timestamptz), '360602001001', 'inspection.completed', 4),"
                   " (date_trunc('hour', %s::timestamptz), '360602002001', 'inspection.completed', 1)",
@@ -128,19 +137,33 @@ def known_db(scratch_dsn):
                   " ('sos', 'critical', 'open', 'T2', '360602002001', 28.205, 117.105, 'SOS 王芳', %s),"
                   " ('offline', 'warning', 'open', 'T3', '360602001001', 28.205, 117.005, '终端离线 T3', %s),"
                   " ('outside_grid', 'info', 'resolved', 'T1', '360602001001', null, null, 'old', %s)",
-                  (NOW - timedelta(minutes=1), NOW - timedelta(minutes=10), NOW - timedelta(days=1)))
+                  (_now() - timedelta(minutes=1), _now() - timedelta(minutes=10), _now() - timedelta(days=1)))
     return scratch_dsn
 
 
 @pytest.fixture(scope="session")
 def known_live(settings, known_db):
     """Live state: T1 online in grid 001001, T2 online in 002001, T3 last seen 10 min ago (offline)."""
+    now = _now().timestamp()
+    _write_live(settings, now)
+    return now
+
+
+@pytest.fixture
+def live_on_the_clock(settings, known_live):
+    """For a test whose web request reads the clock (not a ``now=``): the same live state stamped
+    against the clock at this moment, put back afterwards (the suite runs for minutes; online is 120 s)."""
+    _write_live(settings, time.time())
+    yield
+    _write_live(settings, known_live)
+
+
+def _write_live(settings, now: float) -> None:
     from schemas.topics import RedisKeys
     from dashboard.live import local_day
 
     r = redis.Redis.from_url(settings.redis_url)
     k = RedisKeys(settings.redis_prefix)
-    now = NOW.timestamp()
     r.hset(k.last_fix, mapping={
         "T1": json.dumps({"lat": 28.2039, "lon": 117.0039, "ts": now - 5, "seq": 39, "hdg": 45, "bat": 90, "g2": "360602001001", "g1": "360602001"}),
         "T2": json.dumps({"lat": 28.205, "lon": 117.105, "ts": now - 3, "seq": 7, "hdg": None, "bat": 55, "g2": "360602002001", "g1": "360602002"}),
@@ -153,7 +176,6 @@ def known_live(settings, known_db):
         "360602002001|report": 3, "-|gps": 10, "360602001001|gps": 40,
     })
     r.set(k.version, 42)
-    return now
 
 
 @pytest.fixture(scope="module")

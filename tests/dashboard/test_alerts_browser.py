@@ -101,7 +101,8 @@ def test_sos_on_the_wall_centring_sound_and_text_only(alert_settings, ingest, al
     s = alert_settings
     page, errors = _open(browser, web + "/", sign_in=web_access[:2])
     page.evaluate("() => window.gridwatch.getMap().setView([28.0, 116.8], 14, {animate: false})")
-    client = TerminalClient(TerminalConfig(person, prefix=s.topic_prefix), host=s.mqtt_host, port=s.mqtt_port).start()
+    client = TerminalClient(TerminalConfig(person, prefix=s.topic_prefix), host=s.mqtt_host, port=s.mqtt_port,
+                            username=s.mqtt_username, password=s.mqtt_password).start()
     try:
         assert client.wait_connected(10)
         t0 = time.monotonic()

@@ -77,7 +77,7 @@ def test_console_refuses_without_officer_and_on_the_wall(app, known_db):
     assert {"value": "p:P2", "label": "李明 · T1"} in out["order-people"]["options"]
 
 
-def test_preview_then_send_stores_the_order_and_recipients(app, known_db):
+def test_preview_then_send_stores_the_order_and_recipients(app, known_db, live_on_the_clock):
     lang = app._gw_deps.settings.language
     title = f"fire at market {uuid.uuid4().hex[:6]}"
     client = app.server.test_client()

@@ -42,6 +42,7 @@ class Terminal:
         self.topics = Topics(settings.topic_prefix)
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-pub-{uuid.uuid4().hex[:8]}",
                                   protocol=mqtt.MQTTv5)
+        settings.secure_mqtt_client(self.client, "test-pub")
         self.client.max_queued_messages_set(0)
         self.client.connect(settings.mqtt_host, settings.mqtt_port)
         self.client.loop_start()

@@ -88,7 +88,8 @@ def test_a_lost_receipt_makes_the_terminal_resend_and_nothing_is_doubled(setting
     register_terminals(settings_local.pg_dsn, [tid])
     mute = start_ingest(settings_local, tmp_path / "ingest-mute.log", ingest_receipts=False)
     c = TerminalClient(TerminalConfig(tid, prefix=settings_local.topic_prefix, receipt_timeout_s=1.0, receipt_max_wait_s=2.0),
-                       host=settings_local.mqtt_host, port=settings_local.mqtt_port).start()
+                       host=settings_local.mqtt_host, port=settings_local.mqtt_port,
+                       username=settings_local.mqtt_username, password=settings_local.mqtt_password).start()
     try:
         assert c.wait_connected(15)
         seqs = [c.send_fix(28.26, 117.01).seq for _ in range(30)]
@@ -134,6 +135,7 @@ def test_forget_session_ends_a_retired_members_queue(settings_local, local_broke
 
     def member(client_id: str, got: list):
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        settings_local.secure_mqtt_client(c, client_id)
         c.on_message = lambda cl, u, m: got.append(m.payload)
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 3600
@@ -145,6 +147,7 @@ def test_forget_session_ends_a_retired_members_queue(settings_local, local_broke
 
     def publish(n: int, tag: str):
         p = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5)
+        settings_local.secure_mqtt_client(p, "pub")
         p.connect("127.0.0.1", local_broker.port)
         p.loop_start()
         for i in range(n):

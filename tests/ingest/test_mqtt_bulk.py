@@ -19,6 +19,7 @@ def _subscriber(settings, topic: str, got: queue.Queue, manual_ack: bool = True)
                    protocol=mqtt.MQTTv5, manual_ack=manual_ack)
     c.on_message = lambda client, userdata, msg: got.put((msg.topic, msg.payload, msg.mid, msg.qos))
     c.on_subscribe = lambda *a: got.put("subscribed")
+    settings.secure_mqtt_client(c, "test-bulk")
     c.connect(settings.mqtt_host, settings.mqtt_port)
     c.subscribe(topic, qos=1)
     c.loop_start()
@@ -28,6 +29,7 @@ def _subscriber(settings, topic: str, got: queue.Queue, manual_ack: bool = True)
 
 def _publisher(settings) -> mqtt.Client:
     p = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-pub-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5)
+    settings.secure_mqtt_client(p, "test-pub")
     p.connect(settings.mqtt_host, settings.mqtt_port)
     p.loop_start()
     return p
@@ -69,6 +71,7 @@ def test_ack_many_acknowledges_so_the_broker_does_not_redeliver(test_settings):
             c.on_message = lambda client, userdata, msg: got.put(msg.mid)
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = 60
+            test_settings.secure_mqtt_client(c, "test-bulk")
             c.connect(test_settings.mqtt_host, test_settings.mqtt_port, clean_start=False, properties=props)
             c.subscribe(topic + ("/a" if acked else "/n"), qos=1)
             c.loop_start()

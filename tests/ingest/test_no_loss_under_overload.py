@@ -36,6 +36,7 @@ def broker_dropped(settings) -> int:
             seen_tree.set()
 
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    settings.secure_mqtt_client(c, "sys-reader")
     c.on_message = on_message
     c.connect(settings.mqtt_host, settings.mqtt_port)
     c.subscribe([("$SYS/broker/publish/messages/dropped", 0), ("$SYS/broker/publish/messages/received", 0)])

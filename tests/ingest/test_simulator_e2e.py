@@ -44,7 +44,8 @@ def test_simulated_officers_are_stored_in_their_own_grids(city_ingest, city_dsn)
     s = city_ingest
     specs = [sp for sp in load_registry(city_dsn) if sp.role == "level2_supervisor"][:20]
     assert len(specs) == 20
-    sim = Simulator(specs, host=s.mqtt_host, port=s.mqtt_port, prefix=s.topic_prefix, interval_s=5, speedup=25, seed=7)
+    sim = Simulator(specs, host=s.mqtt_host, port=s.mqtt_port, prefix=s.topic_prefix, interval_s=5, speedup=25, seed=7,
+                    username=s.mqtt_username, password=s.mqtt_password)
     stats = sim.run_for(6)
     assert stats.fixes > 100
     ids = [sp.terminal_id for sp in specs]
@@ -66,7 +67,8 @@ def test_buffered_offline_fixes_arrive_in_order_after_reconnect(city_ingest, cit
     s = city_ingest
     t = "TBUF" + uuid.uuid4().hex[:6]
     register_terminals(city_dsn, [t])
-    client = TerminalClient(TerminalConfig(terminal_id=t, prefix=s.topic_prefix), host=s.mqtt_host, port=s.mqtt_port).start()
+    client = TerminalClient(TerminalConfig(terminal_id=t, prefix=s.topic_prefix), host=s.mqtt_host, port=s.mqtt_port,
+                            username=s.mqtt_username, password=s.mqtt_password).start()
     try:
         assert client.wait_connected(10)
         client.send_fix(28.26, 117.03)

@@ -151,6 +151,7 @@ class CommandTap:
         self._lock = threading.Lock()
         subscribed = threading.Event()
         c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"tap-{uuid.uuid4().hex[:8]}", protocol=paho.MQTTv5)
+        settings.secure_mqtt_client(c, "tap")
         c.on_message = lambda cl, ud, m: self._add(m.topic, m.payload)
         c.on_subscribe = lambda *a: subscribed.set()
         c.connect(settings.mqtt_host, settings.mqtt_port)
@@ -204,7 +205,8 @@ def fleet(order_settings, keys):
             return self.add(TerminalConfig(terminal_id, prefix=order_settings.topic_prefix, platform_key=keys[1], **kw),
                             on_command=lambda client, command, topic: self.got[client.id].append(command))
 
-    f = Fleet(order_settings.mqtt_host, order_settings.mqtt_port, connect_rate=200)
+    f = Fleet(order_settings.mqtt_host, order_settings.mqtt_port, username=order_settings.mqtt_username,
+              password=order_settings.mqtt_password, connect_rate=200)
     f.got = {}
     yield f
     f.stop(graceful=False, timeout=5)

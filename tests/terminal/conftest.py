@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion
 
 from schemas.commands import Command
+from broker.dev import dev_settings
 from schemas.settings import Settings
 
 
@@ -30,7 +31,7 @@ class Broker:
 
 @pytest.fixture(scope="session")
 def broker() -> Broker:
-    s = Settings()
+    s = dev_settings(Settings())
     try:
         socket.create_connection((s.mqtt_host, s.mqtt_port), timeout=2).close()
     except OSError as exc:

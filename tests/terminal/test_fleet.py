@@ -58,7 +58,8 @@ def test_simulator_in_process_run_for(broker, prefix, raw_subscriber, clear_reta
     sub = raw_subscriber([f"{prefix}/t/+/+"])
     specs = synthetic_specs(8, seed=5)
     clear_retained.extend(Topics(prefix).terminal(s.terminal_id, "status") for s in specs)
-    sim = Simulator(specs, host=broker.host, port=broker.port, prefix=prefix, interval_s=5, speedup=25, seed=5, progress_every_s=1)
+    sim = Simulator(specs, host=broker.host, port=broker.port, prefix=prefix, interval_s=5, speedup=25, seed=5, progress_every_s=1,
+                    username=broker.username, password=broker.password)
     started = datetime.now(UTC)
     stats = sim.run_for(4)
     msgs = sub.wait_for(lambda ms: sum(b'"online":false' in m.payload for m in ms) >= 8)
@@ -88,7 +89,8 @@ def test_simulator_answers_signed_orders_like_people(broker, prefix, raw_subscri
     clear_retained.extend(t.terminal(s.terminal_id, "status") for s in specs)
     sub = raw_subscriber([f"{prefix}/t/+/ack", f"{prefix}/t/+/gps"])
     people = BehaviourConfig(offline_per_hour=0, response=ResponseConfig(silent_share=0.0, reject_share=0.3))
-    sim = Simulator(specs, host=broker.host, port=broker.port, prefix=prefix, speedup=600, seed=1, behaviour=people, platform_key=order_key.public_key())
+    sim = Simulator(specs, host=broker.host, port=broker.port, prefix=prefix, speedup=600, seed=1, behaviour=people, platform_key=order_key.public_key(),
+                    username=broker.username, password=broker.password)
     away = specs[0].terminal_id
     places = {s.terminal_id: (lambda c: (round(c.x, 6), round(c.y, 6)))(s.region.geometry.centroid) for s in specs}
     orders = {tid: make_command(kind="emergency", priority="critical", to=tid, lon=lon, lat=lat) for tid, (lon, lat) in places.items()}

@@ -1,0 +1,151 @@
+"""``python -m broker ...``: the broker's accounts.
+
+    terminal add ID [--grid CODE ...] [--save]   new terminal account; prints its password once
+    terminal rotate ID [--save]                  new password; the old one stops working at once
+    terminal revoke ID                           cut it off now and refuse it from then on
+    terminal grids ID CODE ...                   the grids whose command topics it may read
+    terminal list                                terminal accounts on the broker
+    account add NAME --duty ingest|orders        another platform process (e.g. gridwatch-ingest-2)
+    check                                        the admin account can manage the broker
+
+Set-up steps (./gw setup): ``render-conf`` and ``init-accounts`` (while the broker is down).
+Every change goes to the running broker: no restart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import shutil
+import sys
+from pathlib import Path
+
+from broker import accounts, conf, secrets
+from broker.control import ControlError, DynsecControl
+from schemas.settings import get_settings
+from schemas.topics import TERMINAL_ID_PATTERN, Topics
+
+log = logging.getLogger("gridwatch.broker")
+ROLE_EXISTS = "Role already exists"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m broker", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    rc = sub.add_parser("render-conf", help="print the broker configuration for this checkout")
+    rc.add_argument("--var", type=Path, required=True)
+    rc.add_argument("--port", type=int, required=True)
+    rc.add_argument("--owner", help="user the broker runs as: gets the TLS key")
+    ia = sub.add_parser("init-accounts", help="write the platform accounts into the plugin's file (broker down)")
+    ia.add_argument("--var", type=Path, required=True)
+    ia.add_argument("--owner", help="user the broker runs as: owns the file (it rewrites it on every change)")
+    sub.add_parser("check", help="connect as the admin account and count the accounts")
+    t = sub.add_parser("terminal", help="terminal accounts").add_subparsers(dest="action", required=True)
+    add = t.add_parser("add")
+    add.add_argument("id")
+    add.add_argument("--grid", action="append", default=[], help="a level-2 grid code whose commands it reads (repeatable)")
+    add.add_argument("--save", action="store_true", help="keep the password in the secrets file instead of printing it")
+    rot = t.add_parser("rotate")
+    rot.add_argument("id")
+    rot.add_argument("--save", action="store_true")
+    t.add_parser("revoke").add_argument("id")
+    gr = t.add_parser("grids")
+    gr.add_argument("id")
+    gr.add_argument("codes", nargs="*")
+    t.add_parser("list")
+    acct = sub.add_parser("account", help="platform accounts").add_subparsers(dest="action", required=True)
+    aa = acct.add_parser("add")
+    aa.add_argument("name")
+    aa.add_argument("--duty", choices=[accounts.Duty.INGEST.value, accounts.Duty.ORDERS.value], required=True)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    s = get_settings()
+    logging.basicConfig(level=s.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return _dispatch(args, s)
+    except ControlError as exc:
+        log.error("%s", exc)
+        return 1
+
+
+def _dispatch(args: argparse.Namespace, s) -> int:
+    topics = Topics(s.topic_prefix)
+    if args.command == "render-conf":
+        for key in conf.ensure_tls_files(s):
+            _chown(key, args.owner)
+        sys.stdout.write(conf.render(args.var, args.port, s))
+        return 0
+    if args.command == "init-accounts":
+        path = conf.dynsec_file(args.var)
+        passwords = conf.init_accounts(path, s)
+        _chown(path, args.owner)
+        print(f"{path}: platform accounts {', '.join(sorted(accounts.PLATFORM_ACCOUNTS))}; passwords in "
+              f"{s.mqtt_secrets_file} ({len(passwords)} entries, mode 0600)")
+        return 0
+    with DynsecControl(s) as broker:
+        if args.command == "check":
+            count = broker.run([accounts.command("listClients")])[0]["data"]["totalCount"]
+            print(f"broker {s.mqtt_host}:{s.mqtt_port}: {accounts.ADMIN} accepted, {count} accounts")
+            return 0
+        if args.command == "account":
+            return _add_platform_account(broker, s, args.name, accounts.Duty(args.duty))
+        return _terminal(broker, s, topics, args)
+
+
+def _terminal(broker: DynsecControl, s, topics: Topics, args: argparse.Namespace) -> int:
+    if args.action == "list":
+        clients = broker.run([accounts.command("listClients")])[0]["data"]["clients"]
+        print("\n".join(sorted(c for c in clients if accounts.is_terminal_account(c))))
+        return 0
+    if not re.match(TERMINAL_ID_PATTERN, args.id) or not accounts.is_terminal_account(args.id):
+        log.error("%r is not a terminal id", args.id)
+        return 2
+    if args.action == "add":
+        password = secrets.new_password()
+        broker.run(accounts.add_terminal(topics, args.id, password, args.grid), tolerate=[ROLE_EXISTS])
+        _hand_over(s, args.id, password, args.save)
+        log.info("terminal %s added (grids: %s)", args.id, ", ".join(args.grid) or "none")
+    elif args.action == "rotate":
+        password = secrets.new_password()
+        broker.run(accounts.rotate_password(args.id, password))
+        _hand_over(s, args.id, password, args.save)
+        log.info("terminal %s: password rotated; the broker disconnected it, the old password is refused", args.id)
+    elif args.action == "revoke":
+        broker.run(accounts.revoke_terminal(args.id))
+        secrets.update(s.mqtt_secrets_file, remove=[args.id])
+        log.info("terminal %s revoked: disconnected now, refused from now on", args.id)
+    elif args.action == "grids":
+        broker.run(accounts.set_terminal_grids(topics, args.id, args.codes), tolerate=[ROLE_EXISTS])
+        log.info("terminal %s reads the commands of grids: %s", args.id, ", ".join(args.codes) or "none")
+    return 0
+
+
+def _add_platform_account(broker: DynsecControl, s, name: str, duty: accounts.Duty) -> int:
+    password = secrets.new_password()
+    entry = accounts.platform_client(name, password, duty)
+    broker.run([accounts.command("createClient", username=name, clientid=name, password=password,
+                                 roles=entry["roles"], textname=entry["textname"])])
+    secrets.update(s.mqtt_secrets_file, {name: password})
+    log.info("account %s (%s) added; its password is in %s", name, duty.value, s.mqtt_secrets_file)
+    return 0
+
+
+def _hand_over(s, terminal_id: str, password: str, save: bool) -> None:
+    """Into this host's secrets file (a simulated terminal), or printed once for the device."""
+    if save:
+        secrets.update(s.mqtt_secrets_file, {terminal_id: password})
+    else:
+        print(f"{terminal_id} {password}")
+
+
+def _chown(path: Path, owner: str | None) -> None:
+    if owner:
+        shutil.chown(path, owner)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""A self-signed CA and a broker certificate for the TLS listener, when the operator has none.
+
+For a development machine or a closed network; a bureau with its own PKI points
+GRIDWATCH_MQTT_TLS_CERTFILE/KEYFILE/CAFILE at its files and this never runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import socket
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+
+def _name(common: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Gridwatch"), x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+
+
+def make_self_signed(cafile: Path, certfile: Path, keyfile: Path, names: list[str] | None = None, days: int = 825) -> None:
+    """A CA (its key next to ``cafile``, .key) and a server certificate for ``names`` (default:
+    localhost, 127.0.0.1 and this host's name) signed by it."""
+    names = names or ["localhost", "127.0.0.1", socket.gethostname()]
+    now = dt.datetime.now(dt.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(_name("Gridwatch broker CA")).issuer_name(_name("Gridwatch broker CA"))
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=days))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    alt = [x509.IPAddress(ipaddress.ip_address(n)) if _is_ip(n) else x509.DNSName(n) for n in dict.fromkeys(names)]
+    cert = (x509.CertificateBuilder().subject_name(_name(names[0])).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=days))
+            .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    for path in (cafile, certfile, keyfile):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    _write_key(Path(cafile).with_suffix(".key"), ca_key)
+    _write_key(Path(keyfile), key)
+    Path(cafile).write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    Path(certfile).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False

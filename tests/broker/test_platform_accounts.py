@@ -1,0 +1,54 @@
+"""The platform's processes on their own accounts, as ./gw start runs them: ingest as
+gridwatch-ingest-1 and the dispatcher as gridwatch-orders-1 (passwords from the secrets file),
+a terminal as itself, on the real topics. On a private broker with the project's configuration,
+so no running ./gw start loses its session to this test."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from bench.local_broker import LocalBroker
+from broker import accounts
+from broker.control import DynsecControl
+from orders.sender import MqttOrderSender
+from schemas.topics import Topics
+from tests.broker.conftest import Probe, wait_for
+from tests.ingest.conftest import fix, register_terminals
+from tests.support import ServiceProcess
+
+
+@pytest.fixture
+def platform_settings(test_settings, tmp_path):
+    broker = LocalBroker(tmp_path / "broker").start()
+    yield test_settings.model_copy(update={
+        "mqtt_host": "127.0.0.1", "mqtt_port": broker.port, "mqtt_username": None, "mqtt_password": None,
+        "topic_prefix": "gw/v1", "ingest_client_id": accounts.INGEST, "orders_client_id": accounts.ORDERS})
+    broker.stop()
+
+
+def test_ingest_and_the_dispatcher_work_on_their_own_accounts(platform_settings, db, tmp_path):
+    s, topics = platform_settings, Topics("gw/v1")
+    tid, password = f"T-{uuid.uuid4().hex[:8]}", f"pw-{uuid.uuid4().hex}"
+    with DynsecControl(s) as broker:
+        broker.run(accounts.add_terminal(topics, tid, password))
+    register_terminals(s.pg_dsn, [tid])
+    ingest = ServiceProcess("ingest", s, tmp_path / "ingest.log").start()
+    sender = MqttOrderSender(s)
+    terminal = Probe(s.mqtt_host, s.mqtt_port, tid, tid, password)
+    try:
+        ingest.wait_for_log("subscribed to", "ingest (as gridwatch-ingest-1) to subscribe")
+        assert terminal.subscribe(topics.cmd_terminal(tid), topics.receipt(tid)) == ["Granted QoS 1"] * 2
+        assert terminal.publish(topics.terminal(tid, "gps"), json.dumps(fix(1)).encode()) == "Success"
+        stored = lambda: db.execute("SELECT count(*) FROM gps_fix WHERE terminal_id = %s", (tid,)).fetchone()[0]  # noqa: E731
+        assert wait_for(lambda: stored() == 1, 20), ingest.log_text()[-2000:]
+        terminal.wait(lambda: any(t == topics.receipt(tid) for t, _ in terminal.messages), "ingest's receipt")
+        assert sender.start(wait_s=15), "the dispatcher was refused"
+        sender.client.publish(topics.cmd_terminal(tid), b"order", qos=1).wait_for_publish(10)
+        terminal.wait(lambda: (topics.cmd_terminal(tid), b"order") in terminal.messages, "the dispatcher's order")
+    finally:
+        terminal.close()
+        sender.close()
+        ingest.stop()
