@@ -49,7 +49,7 @@ from db.migrate import drop_database, ensure_database, migrate
 from schemas.settings import Settings, get_settings
 from schemas.topics import Topics
 from terminal.loadgen import LoadStats, publish_fixes
-from tests.support import ServiceProcess, wait_until
+from tests.support import ServiceProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOW_APP = "bench-flow"

@@ -235,7 +235,7 @@ def report(w: SyntheticWall, h: dict, ip: dict, br: dict) -> None:
     d, f = h["delta"], h["full"]
     print(f"Gridwatch wall benchmark: {len(w.city.level2)} level-2 polygons, 70,000 entities,"
           f" {len(w.city.terminals)} terminals moving every second, poll every {w.settings.wall_refresh_ms} ms")
-    print(f"  GET /api/live over HTTP (gunicorn, 2 gthread workers), same run:")
+    print("  GET /api/live over HTTP (gunicorn, 2 gthread workers), same run:")
     print(f"    delta (this design):        p50 {d['p50']:.1f} ms, p99 {d['p99']:.1f} ms, {kb(d['raw'])} raw, {kb(d['wire'])} gzip"
           f" (max {kb(d['raw_max'])} / {kb(d['wire_max'])}; {d['n']} deltas)")
     print(f"    baseline: full snapshot:    p50 {f['p50']:.1f} ms, p99 {f['p99']:.1f} ms, {kb(f['raw'])} raw, {kb(f['wire'])} gzip")
