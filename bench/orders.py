@@ -145,6 +145,21 @@ def raw_fanout(s: Settings, n: int, rounds: int) -> list[float]:
     return times
 
 
+def spawn_parts(target, s: Settings, ids: list[str], k: int):
+    """``target(settings_json, ids[part::k], ready_pipe, stop)`` in ``k`` processes of their own
+    (each its own GIL): (processes, the pipes each says it is ready on, the stop event)."""
+    ctx = multiprocessing.get_context("spawn")
+    stop = ctx.Event()
+    procs, pipes = [], []
+    for part in range(k):
+        ready, child = ctx.Pipe()
+        p = ctx.Process(target=target, args=(s.model_dump_json(), ids[part::k], child, stop))
+        p.start()
+        procs.append(p)
+        pipes.append(ready)
+    return procs, pipes, stop
+
+
 def run_answerers(settings_json: str, ids: list[str], ready, stop) -> None:
     """In a process of its own: plain subscribers of ``{prefix}/rt/all`` that answer every message
     at once with a QoS 1 publish on ``{prefix}/rt/a/{id}`` (no signature, no checks)."""
@@ -175,16 +190,7 @@ def raw_round_trip(s: Settings, n: int, rounds: int, procs: int) -> list[float]:
     """Seconds from one publish until all ``n`` subscribers' answers have reached one collecting
     subscriber (as acks reach ingest), per round: what any acknowledged order costs in transport
     alone, with the subscribers split over ``procs`` processes as the terminals are."""
-    ctx = multiprocessing.get_context("spawn")
-    stop = ctx.Event()
-    ids = [f"a{i:05d}" for i in range(n)]
-    procs_, pipes = [], []
-    for part in range(procs):
-        ready, child = ctx.Pipe()
-        p = ctx.Process(target=run_answerers, args=(s.model_dump_json(), ids[part::procs], child, stop))
-        p.start()
-        procs_.append(p)
-        pipes.append(ready)
+    procs_, pipes, stop = spawn_parts(run_answerers, s, [f"a{i:05d}" for i in range(n)], procs)
     answers: dict[int, int] = {}
     done = threading.Event()
     want = {"round": -1, "t": 0.0}
@@ -347,15 +353,7 @@ def main() -> int:
         services[-1].wait_for("dispatcher ready")
         k = max(1, args.fleet_procs)
         print(f"connecting {n} reference terminals (terminal.fleet, {k} process(es) of their own) ...", flush=True)
-        ctx = multiprocessing.get_context("spawn")
-        stop = ctx.Event()
-        procs, pipes = [], []
-        for part in range(k):
-            ready, ready_child = ctx.Pipe()
-            p = ctx.Process(target=run_fleet, args=(s.model_dump_json(), terminals[part::k], ready_child, stop))
-            p.start()
-            procs.append(p)
-            pipes.append(ready)
+        procs, pipes, stop = spawn_parts(run_fleet, s, terminals, k)
         fleet = (procs, stop)
         connected = sum(abs(r.recv()) for r in pipes)
         if connected < n:
