@@ -87,22 +87,55 @@ def pct(values: list[float], p: float) -> float:
     return s[min(len(s) - 1, max(0, int(round(p / 100 * len(s))) - 1))]
 
 
+class Rounds:
+    """Numbered rounds of one publish each: round 0 warms up (published again every 0.5 s until it
+    completes, which proves every subscription is in place), rounds 1.. are timed from the publish
+    until :meth:`complete` is called for them (from a network thread)."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.current = -1
+        self.done = threading.Event()
+        self.finished = 0.0
+
+    def complete(self, r: int) -> None:
+        if r == self.current:
+            self.finished = time.perf_counter()
+            self.done.set()
+
+    def run(self, rounds: int, fire, progress) -> list[float]:
+        """Seconds per timed round; ``fire(r)`` publishes round r, ``progress(r)`` says how far an
+        incomplete one got."""
+        times = []
+        for r in range(rounds + 1):
+            self.current = r
+            for _ in range(600):
+                self.done.clear()
+                t0 = time.perf_counter()
+                fire(r)
+                if self.done.wait(0.5 if r == 0 else 30) or r:
+                    break
+            if r and self.done.is_set():
+                times.append(self.finished - t0)
+            elif r:
+                print(f"  {self.label} round {r}: only {progress(r)}", flush=True)
+            time.sleep(0.3)
+        return times
+
+
 def raw_fanout(s: Settings, n: int, rounds: int) -> list[float]:
     """Seconds from one publish until all ``n`` plain subscribers have it, per round."""
     topic = f"{s.topic_prefix}/fanout"
     loop = NetworkLoop(name="bench-fanout")
     got: dict[int, set[int]] = {}
-    done = threading.Event()
-    want = {"round": -1}
-    last = {"t": 0.0}
+    rounds_ = Rounds("fan-out")
 
     def on_message(i: int, _topic: str, payload: bytes) -> None:
         r = int(payload)
         seen = got.setdefault(r, set())
         seen.add(i)
-        if r == want["round"] and len(seen) == n:
-            last["t"] = time.perf_counter()
-            done.set()
+        if len(seen) == n:
+            rounds_.complete(r)
 
     conns: list[MqttConnection] = []
     for i in range(n):
@@ -121,23 +154,8 @@ def raw_fanout(s: Settings, n: int, rounds: int) -> list[float]:
     s.secure_mqtt_client(pub, "bench-pub")
     pub.connect(s.mqtt_host, s.mqtt_port)
     pub.loop_start()
-    times = []
-    # round 0 is the warm-up: it also proves every subscription is in place
-    for r in range(rounds + 1):
-        want["round"] = r
-        done.clear()
-        for _ in range(600):
-            t0 = time.perf_counter()
-            pub.publish(topic, str(r).encode(), qos=1)
-            if done.wait(0.5 if r == 0 else 30):
-                break
-            if r:
-                break
-        if r and done.is_set():
-            times.append(last["t"] - t0)
-        elif r:
-            print(f"  fan-out round {r}: only {len(got.get(r, ()))}/{n} received", flush=True)
-        time.sleep(0.3)
+    times = rounds_.run(rounds, lambda r: pub.publish(topic, str(r).encode(), qos=1),
+                        lambda r: f"{len(got.get(r, ()))}/{n} received")
     pub.loop_stop()
     pub.disconnect()
     loop.run_sync(lambda: [c.close() for c in conns], timeout=30)
@@ -192,15 +210,17 @@ def raw_round_trip(s: Settings, n: int, rounds: int, procs: int) -> list[float]:
     alone, with the subscribers split over ``procs`` processes as the terminals are."""
     procs_, pipes, stop = spawn_parts(run_answerers, s, [f"a{i:05d}" for i in range(n)], procs)
     answers: dict[int, int] = {}
-    done = threading.Event()
-    want = {"round": -1, "t": 0.0}
+    rounds_ = Rounds("round trip")
 
     def on_message(_c, _u, msg) -> None:
         r = int(msg.payload)
         answers[r] = answers.get(r, 0) + 1
-        if r == want["round"] and answers[r] == n:
-            want["t"] = time.perf_counter()
-            done.set()
+        if answers[r] == n:
+            rounds_.complete(r)
+
+    def fire(r: int) -> None:
+        answers.pop(r, None)  # a repeated warm-up counts afresh
+        col.publish(f"{s.topic_prefix}/rt/all", str(r).encode(), qos=1)
 
     col = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-col-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5)
     col.on_message = on_message
@@ -212,20 +232,7 @@ def raw_round_trip(s: Settings, n: int, rounds: int, procs: int) -> list[float]:
     try:
         for ready in pipes:
             ready.recv()
-        for r in range(rounds + 1):  # round 0: warm-up, repeated until every subscription is in place
-            want["round"] = r
-            for _ in range(600):
-                done.clear()
-                answers.pop(r, None)
-                t0 = time.perf_counter()
-                col.publish(f"{s.topic_prefix}/rt/all", str(r).encode(), qos=1)
-                if done.wait(0.5 if r == 0 else 30) or r:
-                    break
-            if r and done.is_set():
-                times.append(want["t"] - t0)
-            elif r:
-                print(f"  round trip {r}: only {answers.get(r, 0)}/{n} answers", flush=True)
-            time.sleep(0.3)
+        times = rounds_.run(rounds, fire, lambda r: f"{answers.get(r, 0)}/{n} answers")
     finally:
         stop.set()
         for p in procs_:
