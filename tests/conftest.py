@@ -16,9 +16,10 @@ import psycopg
 import pytest
 import redis
 
-from db.migrate import drop_database, ensure_database, migrate
 from broker.dev import dev_settings
 from schemas.settings import Settings
+from tests.support import migrated_database
+
 
 def _reachable(host: str, port: int) -> bool:
     try:
@@ -46,12 +47,9 @@ def base_settings() -> Settings:
 @pytest.fixture(scope="session")
 def pg_dsn(base_settings: Settings):
     """A fresh, migrated database for this test session on the project's cluster; dropped after."""
-    name = f"gw_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    dsn = psycopg.conninfo.make_conninfo(base_settings.pg_dsn, dbname=name)
-    ensure_database(dsn)
-    migrate(dsn, base_settings.retention_days)
-    yield dsn
-    drop_database(dsn)
+    with migrated_database(base_settings.pg_dsn, f"gw_test_{os.getpid()}_{uuid.uuid4().hex[:6]}",
+                           base_settings.retention_days) as dsn:
+        yield dsn
 
 
 @pytest.fixture

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from schemas.settings import Settings
@@ -52,3 +54,19 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.1, what: st
         time.sleep(interval)
     extra = f"\n--- context ---\n{context()[-4000:]}" if context is not None else ""
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last value: {last!r}){extra}")
+
+
+@contextmanager
+def migrated_database(server_dsn: str, name: str, retention_days: int, **migrate_kw) -> Iterator[str]:
+    """A new database ``name`` on the cluster of ``server_dsn``, migrated; dropped afterwards."""
+    import psycopg
+
+    from db.migrate import drop_database, ensure_database, migrate
+
+    dsn = psycopg.conninfo.make_conninfo(server_dsn, dbname=name)
+    ensure_database(dsn)
+    try:
+        migrate(dsn, retention_days, **migrate_kw)
+        yield dsn
+    finally:
+        drop_database(dsn)

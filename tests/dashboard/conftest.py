@@ -19,6 +19,7 @@ import pytest
 import redis
 
 from schemas.settings import Settings
+from tests.support import migrated_database
 
 TEST_SECRET = "test-secret-" + "x" * 32  # at least 32 bytes, as the web requires
 
@@ -26,16 +27,8 @@ TEST_SECRET = "test-secret-" + "x" * 32  # at least 32 bytes, as the web require
 @pytest.fixture(scope="session")
 def scratch_dsn(base_settings):
     """A database of our own on the project's cluster (base_settings checked it answers), migrated."""
-    from db.migrate import drop_database, ensure_database, migrate
-
-    name = f"gw_dash_test_{uuid.uuid4().hex[:8]}"
-    dsn = psycopg.conninfo.make_conninfo(base_settings.pg_dsn, dbname=name)
-    ensure_database(dsn)
-    try:
-        migrate(dsn, base_settings.retention_days)
+    with migrated_database(base_settings.pg_dsn, f"gw_dash_test_{uuid.uuid4().hex[:8]}", base_settings.retention_days) as dsn:
         yield dsn
-    finally:
-        drop_database(dsn)
 
 
 @pytest.fixture(scope="session")

@@ -17,15 +17,13 @@ from db.maintenance import maintain
 from db.migrate import MIGRATIONS_DIR, StoreMode, drop_database, ensure_database, migrate, plan, recorded_mode
 from ingest.pipeline import Decoded, EventRow, FixRow
 from ingest.store_pg import EVENT_COLUMNS, FIX_COLUMNS, PgStore
+from tests.support import migrated_database
 
 
 @pytest.fixture(params=[StoreMode.APACHE, StoreMode.NATIVE])
 def store_dsn(request, base_settings):
-    dsn = psycopg.conninfo.make_conninfo(base_settings.pg_dsn, dbname=f"gw_mode_{uuid.uuid4().hex[:8]}")
-    ensure_database(dsn)
-    migrate(dsn, 400, mode=request.param)
-    yield dsn, request.param
-    drop_database(dsn)
+    with migrated_database(base_settings.pg_dsn, f"gw_mode_{uuid.uuid4().hex[:8]}", 400, mode=request.param) as dsn:
+        yield dsn, request.param
 
 
 def rows(n: int, start: datetime, terminal: str = "T1", grid: str | None = "G1") -> list[FixRow]:

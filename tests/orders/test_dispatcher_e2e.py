@@ -8,10 +8,8 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-import psycopg
 import pytest
 
-from db.migrate import drop_database, ensure_database, migrate
 from orders import desk
 from schemas.ack import AckStatus
 from schemas.alert import AlertKind, dedup_key
@@ -19,7 +17,7 @@ from schemas.commands import CommandAction, Priority
 from schemas.orders import GridTarget, NearestTarget, OrderCancellation, OrderDraft, PeopleTarget
 from orders.dispatcher import CLAIM_LEASE_S
 from tests.orders.recipients import audit_actions, states
-from tests.support import wait_until
+from tests.support import migrated_database, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -28,12 +26,8 @@ pytestmark = pytest.mark.slow
 def pg_dsn(base_settings):
     """A database of this test's own: ingest rebuilds live state from every stored fix, and the
     nearest/radius targets read live positions, so other tests' officers must not be there."""
-    name = f"gw_test_orders_{uuid.uuid4().hex[:8]}"
-    dsn = psycopg.conninfo.make_conninfo(base_settings.pg_dsn, dbname=name)
-    ensure_database(dsn)
-    migrate(dsn, base_settings.retention_days)
-    yield dsn
-    drop_database(dsn)
+    with migrated_database(base_settings.pg_dsn, f"gw_test_orders_{uuid.uuid4().hex[:8]}", base_settings.retention_days) as dsn:
+        yield dsn
 
 
 def order_to(target, **kw) -> OrderDraft:
