@@ -123,6 +123,24 @@ class Rounds:
         return times
 
 
+def open_subscribers(loop: NetworkLoop, s: Settings, name: str, topic: str, handlers: list) -> list[MqttConnection]:
+    """One plain subscriber of ``topic`` per handler (``handler(topic, payload)``) on ``loop``,
+    started and connected in batches of 100, as a fleet does."""
+    conns: list[MqttConnection] = []
+    for handler in handlers:
+        c = MqttConnection(loop, ConnectionOptions(s.mqtt_host, s.mqtt_port, f"{name}-{uuid.uuid4().hex[:10]}",
+                                                   clean_start=True, session_expiry_s=0,
+                                                   username=s.mqtt_username, password=s.mqtt_password),
+                           on_message=handler)
+        c.on_connected = lambda c=c: c.subscribe([topic])
+        conns.append(c)
+    loop.start()
+    for k in range(0, len(conns), 100):
+        loop.run_sync(lambda k=k: [c.open() for c in conns[k:k + 100]])
+        time.sleep(0.05)
+    return conns
+
+
 def raw_fanout(s: Settings, n: int, rounds: int) -> list[float]:
     """Seconds from one publish until all ``n`` plain subscribers have it, per round."""
     topic = f"{s.topic_prefix}/fanout"
@@ -137,18 +155,7 @@ def raw_fanout(s: Settings, n: int, rounds: int) -> list[float]:
         if len(seen) == n:
             rounds_.complete(r)
 
-    conns: list[MqttConnection] = []
-    for i in range(n):
-        c = MqttConnection(loop, ConnectionOptions(s.mqtt_host, s.mqtt_port, f"bench-sub-{uuid.uuid4().hex[:10]}",
-                                                   clean_start=True, session_expiry_s=0,
-                                                   username=s.mqtt_username, password=s.mqtt_password),
-                           on_message=lambda t, p, i=i: on_message(i, t, p))
-        c.on_connected = lambda c=c: c.subscribe([topic])
-        conns.append(c)
-    loop.start()
-    for k in range(0, n, 100):  # connect in batches, as a fleet does
-        loop.run_sync(lambda k=k: [c.open() for c in conns[k:k + 100]])
-        time.sleep(0.05)
+    conns = open_subscribers(loop, s, "bench-sub", topic, [lambda t, p, i=i: on_message(i, t, p) for i in range(n)])
     pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:8]}",
                       protocol=mqtt.MQTTv5)
     s.secure_mqtt_client(pub, "bench-pub")
@@ -183,21 +190,12 @@ def run_answerers(settings_json: str, ids: list[str], ready, stop) -> None:
     at once with a QoS 1 publish on ``{prefix}/rt/a/{id}`` (no signature, no checks)."""
     s = Settings.model_validate_json(settings_json)
     loop = NetworkLoop(name="bench-answer")
-    conns: list[MqttConnection] = []
-    for i in ids:
-        def answer(_topic: str, payload: bytes, i=i) -> None:
-            conns_by_id[i].publish(f"{s.topic_prefix}/rt/a/{i}", payload)
-        c = MqttConnection(loop, ConnectionOptions(s.mqtt_host, s.mqtt_port, f"bench-rt-{uuid.uuid4().hex[:10]}",
-                                                   clean_start=True, session_expiry_s=0,
-                                                   username=s.mqtt_username, password=s.mqtt_password),
-                           on_message=answer)
-        c.on_connected = lambda c=c: c.subscribe([f"{s.topic_prefix}/rt/all"])
-        conns.append(c)
+
+    def answer(i: str):
+        return lambda _topic, payload: conns_by_id[i].publish(f"{s.topic_prefix}/rt/a/{i}", payload)
+
+    conns = open_subscribers(loop, s, "bench-rt", f"{s.topic_prefix}/rt/all", [answer(i) for i in ids])
     conns_by_id = dict(zip(ids, conns, strict=True))
-    loop.start()
-    for k in range(0, len(conns), 100):
-        loop.run_sync(lambda k=k: [c.open() for c in conns[k:k + 100]])
-        time.sleep(0.05)
     ready.send(True)
     stop.wait()
     loop.run_sync(lambda: [c.close() for c in conns], timeout=30)
