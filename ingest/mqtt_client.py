@@ -36,6 +36,9 @@ READ_CHUNK = 65536
 # Packets read per wake-up at most, so that PUBACKs and pings are written in between (~10 ms of messages)
 DRAIN_PACKETS = 256
 _PUBACK = struct.Struct("!BBH")  # MQTT 5 PUBACK, reason "success" left out: type, remaining length 2, packet id
+# The command paho files a bundle of ready-made packets under: none of the types its writer treats
+# specially after a write (a QoS 0 PUBLISH's on_publish and MessageInfo, DISCONNECT's close).
+_BUNDLE = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,8 @@ class BulkClient(mqtt.Client):
       recv() for many messages.
     - Acknowledging: ``ack()`` queues one 4-byte packet and wakes the network thread (a send() on
       its socket pair) per message; ``ack_many`` queues a whole batch's PUBACKs as one write.
+    - Publishing receipts: ``publish()`` costs tens of µs per message (a MessageInfo, a queued
+      packet and a wake-up each); ``publish_many_qos0`` queues a whole round of receipts as one write.
     - Decoding: for a QoS 1 PUBLISH without MQTT 5 properties (what terminals send), a few slices
       replace paho's struct formats, its Properties object, its MQTTMessage (which builds a
       threading.Condition per message) and its per-message topic-filter match; on_message gets a
@@ -130,6 +135,16 @@ class BulkClient(mqtt.Client):
         if mids:
             self._packet_queue(mqtt.PUBACK, b"".join(_PUBACK.pack(mqtt.PUBACK, 2, mid) for mid in mids), 0, 0)
 
+    def publish_many_qos0(self, messages: list[tuple[str, bytes]]) -> None:
+        """Publish these (topic, payload) pairs at QoS 0 without properties (MQTT 5) in one queued write."""
+        if messages:
+            self._packet_queue(_BUNDLE, b"".join(self._qos0_publish(t.encode(), p) for t, p in messages), 0, 0)
+
+    def _qos0_publish(self, topic: bytes, payload: bytes) -> bytes:
+        packet = bytearray((mqtt.PUBLISH,))
+        self._pack_remaining_length(packet, 2 + len(topic) + 1 + len(payload))  # topic, properties length 0
+        return b"".join((packet, struct.pack("!H", len(topic)), topic, b"\x00", payload))
+
 
 class MqttReceiver:
     def __init__(self, settings: Settings, inbox: Inbox):
@@ -187,13 +202,15 @@ class MqttReceiver:
             if m.qos == 2 and m.connection == current:  # terminals publish QoS 1; a QoS 2 one still gets its PUBCOMP
                 self.client.ack(m.mid, m.qos)
 
-    def publish_receipt(self, terminal_id: str, payload: bytes) -> bool:
-        """QoS 0, fire and forget: a receipt that is lost (or not sent while the broker is away)
+    def publish_receipts(self, receipts: list[tuple[str, bytes]]) -> int:
+        """Publish (terminal_id, payload) receipts; how many went out (none while disconnected).
+
+        QoS 0, fire and forget: a receipt that is lost (or not sent while the broker is away)
         costs the terminal one re-send, so it needs no PUBACK, no retry and no queue here."""
-        if not self.connected.is_set():
-            return False
-        info = self.client.publish(self.topics.receipt(terminal_id), payload, qos=0)
-        return info.rc == mqtt.MQTT_ERR_SUCCESS
+        if not self.connected.is_set() or not receipts:
+            return 0
+        self.client.publish_many_qos0([(self.topics.receipt(tid), payload) for tid, payload in receipts])
+        return len(receipts)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -54,6 +53,16 @@ class Stats:
     db_errors: int = 0
     redis_errors: int = 0
     window_started: float = field(default_factory=time.monotonic)
+    # where a batch's time goes, worst of the window (ms): waiting for company, storing, acknowledging
+    age_max_ms: float = 0.0  # first message's arrival -> its batch acknowledged
+    store_max_ms: float = 0.0
+    batch_max: int = 0
+
+    def batch_done(self, size: int, age_ms: float, store_ms: float) -> None:
+        self.batches += 1
+        self.batch_max = max(self.batch_max, size)
+        self.age_max_ms = max(self.age_max_ms, age_ms)
+        self.store_max_ms = max(self.store_max_ms, store_ms)
 
     def line(self, backlog: int, backlog_bytes: int = 0) -> str:
         secs = max(time.monotonic() - self.window_started, 1e-6)
@@ -61,6 +70,8 @@ class Stats:
                 f"{self.duplicates} duplicates, {self.dead} dead letters, {self.batches} batches, {self.receipts} receipts, "
                 f"backlog {backlog} "
                 f"({backlog_bytes / 2**20:.1f} MiB), "
+                f"largest batch {self.batch_max}, slowest store {self.store_max_ms:.0f} ms, "
+                f"oldest message at its ack {self.age_max_ms:.0f} ms, "
                 f"{self.db_errors} database errors, {self.redis_errors} Redis errors")
 
 
@@ -136,33 +147,15 @@ class IngestService:
 
     def _next_batch(self) -> list[Received]:
         """Up to ingest_batch_max messages, closed once the first has waited ingest_batch_ms since it
-        arrived, or early once the stream pauses for ingest_idle_ms.
+        arrived, or early once the stream pauses for ingest_idle_ms (Inbox.take_batch).
 
         Under load the inbox is never idle, so batches fill (what was queued while the previous
         batch committed is the next batch: group commit). At low load a fixed window would be pure
         latency: a lone ack or fix would wait the whole window for company that is not coming.
         The window counts from the first message's arrival, not from when the worker got to it:
         a message that already waited out the previous batch's commit waits no second window."""
-        try:
-            first = self.inbox.get(timeout=0.2)
-        except queue.Empty:
-            return []
-        batch = [first]
-        # received_at is time.time(); min(): a clock set back meanwhile must not stretch the window
-        deadline = min(first.received_at, time.time()) + self.settings.ingest_batch_ms / 1000
-        idle_s = self.settings.ingest_idle_ms / 1000
-        while len(batch) < self.settings.ingest_batch_max:
-            try:
-                batch.append(self.inbox.get_nowait())
-            except queue.Empty:
-                remaining = min(deadline - time.time(), idle_s)
-                if remaining <= 0:
-                    break
-                try:
-                    batch.append(self.inbox.get(timeout=remaining))
-                except queue.Empty:
-                    break
-        return batch
+        s = self.settings
+        return self.inbox.take_batch(s.ingest_batch_max, 0.2, s.ingest_batch_ms / 1000, s.ingest_idle_ms / 1000)
 
     def _process(self, batch: list[Received]) -> None:
         registered = None  # accept every terminal id
@@ -175,7 +168,9 @@ class IngestService:
             _log_dead_letter(d)
         tag_grids(decoded, self.grids.locator())
         self._rebuild_live_if_lost()  # before the write: the rebuild must not already hold this batch
+        t_store = time.perf_counter()
         stored = self._store_until_done(batch, decoded, registered)
+        store_ms = (time.perf_counter() - t_store) * 1000
         if stored is None:  # stopping while the database is down: nothing acked, the broker keeps it
             return
         self._update_live(stored)
@@ -189,17 +184,18 @@ class IngestService:
             s.events += len(stored.events)
             s.duplicates += stored.duplicates
             s.dead += stored.dead
-            s.batches += 1
+            s.batch_done(len(batch), (time.time() - batch[0].received_at) * 1000, store_ms)
 
     def _send_receipts(self, now: float) -> None:
-        """Publish the receipts that are due (coalesced per terminal). While the broker is away
-        they are dropped, not kept: the terminals re-send, and the repeats are confirmed then."""
+        """Publish the receipts that are due (coalesced per terminal), in one write. While the
+        broker is away they are dropped, not kept: the terminals re-send, and the repeats are
+        confirmed then."""
         ts = datetime.now(timezone.utc)
-        for tid, ranges in self.receipts.due(now):
-            for receipt in receipts_for(ranges, ts):
-                if self.receiver.publish_receipt(tid, receipt.model_dump_json().encode()):
-                    self.stats.receipts += 1
-                    self.totals.receipts += 1
+        due = [(tid, receipt.model_dump_json().encode()) for tid, ranges in self.receipts.due(now)
+               for receipt in receipts_for(ranges, ts)]
+        sent = self.receiver.publish_receipts(due)
+        self.stats.receipts += sent
+        self.totals.receipts += sent
 
     def _registered_until_known(self, batch: list[Received]) -> set[str] | None:
         """The registry's ids, current for this batch; waits out a database outage (None: stopping)."""

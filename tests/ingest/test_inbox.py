@@ -75,6 +75,54 @@ def test_a_full_inbox_blocks_the_producer_until_the_worker_takes_and_loses_nothi
         inbox.get(timeout=0.05)
 
 
+def _feed(inbox: Inbox, gaps_s: list[float]) -> threading.Thread:
+    """Put one message after each gap, stamped on arrival as the network thread does."""
+    def run():
+        for i, gap in enumerate(gaps_s):
+            time.sleep(gap)
+            inbox.put(Received(f"gw/v1/t/T{i}/gps", b"{}", time.time()))
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+def test_take_batch_closes_when_the_stream_pauses():
+    """A lone message waits about the idle time, not the window."""
+    inbox = Inbox(1000, 10**6)
+    _feed(inbox, [0.0])
+    t0 = time.time()
+    batch = inbox.take_batch(100, first_timeout=2, window_s=1.0, idle_s=0.02)
+    assert len(batch) == 1 and time.time() - t0 < 0.5
+
+
+def test_take_batch_closes_at_the_window_under_a_steady_stream():
+    """Messages 5 ms apart never leave a 150 ms pause (on a loaded machine a sleep can overshoot
+    by tens of ms): the batch closes when its first message has waited the window, holding what
+    came meanwhile."""
+    inbox = Inbox(10_000, 10**8)
+    feeder = _feed(inbox, [0.005] * 200)
+    batch = inbox.take_batch(10_000, first_timeout=2, window_s=0.3, idle_s=0.15)
+    waited = time.time() - batch[0].received_at
+    assert 0.29 <= waited < 0.8, waited
+    assert 10 <= len(batch) < 200
+    assert [m.topic for m in batch] == [f"gw/v1/t/T{i}/gps" for i in range(len(batch))]
+    feeder.join()
+    rest = inbox.take_batch(10_000, first_timeout=2, window_s=5, idle_s=0.02)
+    assert len(batch) + len(rest) == 200 and inbox.qsize() == 0
+
+
+def test_take_batch_closes_as_soon_as_it_is_full_and_frees_a_blocked_producer():
+    inbox = Inbox(max_count=50, max_bytes=10**8)
+    feeder = _feed(inbox, [0.0] * 120)  # blocks at 50 until the taker makes room
+    first = inbox.take_batch(50, first_timeout=2, window_s=10.0, idle_s=5.0)
+    assert len(first) == 50  # full: taken at once, not after the 5 s idle time or the 10 s window
+    second = inbox.take_batch(50, first_timeout=2, window_s=10.0, idle_s=5.0)
+    third = inbox.take_batch(50, first_timeout=2, window_s=0.05, idle_s=0.05)
+    feeder.join(5)
+    assert [len(first), len(second), len(third)] == [50, 50, 20]
+    assert inbox.take_batch(50, first_timeout=0.05, window_s=1, idle_s=1) == []
+
+
 def test_a_tiny_byte_bound_slows_ingest_but_loses_nothing(test_settings, tmp_path, terminal, db):
     """Back-pressure through the real broker: ingest holds ~10 messages at a time, the broker the rest."""
     s = test_settings.model_copy(update={"ingest_queue_max_bytes": 10 * (PER_MESSAGE_OVERHEAD + 200)})

@@ -100,3 +100,21 @@ def test_ack_many_acknowledges_so_the_broker_does_not_redeliver(test_settings):
         sub.disconnect()
         sub.loop_stop()
         assert len(again) == (0 if acked else 50), (acked, len(again))
+
+
+def test_publish_many_qos0_delivers_each_message_whole(test_settings):
+    """A bundle of QoS 0 publishes in one write (receipts): every one reaches a subscriber with its
+    own topic and payload, short and long (a two-byte remaining length) alike."""
+    base = f"{test_settings.topic_prefix}/bundle"
+    got: queue.Queue = queue.Queue()
+    sub = _subscriber(test_settings, f"{base}/#", got, manual_ack=False)
+    sender = _subscriber(test_settings, f"{base}/none", queue.Queue(), manual_ack=False)
+    try:
+        messages = [(f"{base}/t{i}", (b"r" * (i * 37)) + str(i).encode()) for i in range(300)]
+        sender.publish_many_qos0(messages)
+        received = [got.get(timeout=10)[:2] for _ in messages]
+    finally:
+        for c in (sub, sender):
+            c.disconnect()
+            c.loop_stop()
+    assert sorted(received) == sorted(messages)
