@@ -1,8 +1,10 @@
-"""A throwaway PostgreSQL 15 cluster with TimescaleDB preloaded, on a free port, for a fault run.
+"""A throwaway PostgreSQL 15 cluster with TimescaleDB preloaded, on a free port, for a fault run
+or a benchmark.
 
-The project cluster (127.0.0.1:5433) is shared: nobody may stop it. A run that stops PostgreSQL
-does it to a cluster of its own, made here the way ``./gw setup`` makes the project's
-(``initdb`` and ``pg_ctl`` as the ``postgres`` user, trust on loopback, deploy/postgres/gridwatch.conf).
+The project cluster (127.0.0.1:5433) is shared: nobody may stop it, nor reconfigure it. A run
+that stops PostgreSQL, or needs a setting of its own (bench/ingest.py: commit timestamps), does it
+to a cluster of its own, made here the way ``./gw setup`` makes the project's (``initdb`` and
+``pg_ctl`` as the ``postgres`` user, trust on loopback, deploy/postgres/gridwatch.conf).
 """
 
 from __future__ import annotations
@@ -24,8 +26,15 @@ def _as_postgres(*args: str) -> None:
 
 
 class LocalPostgres:
-    def __init__(self, port: int | None = None):
+    """``settings``: lines added after the project's configuration; ``small``: 128 MB of shared
+    buffers, for a cluster that runs beside the project's without competing for memory."""
+
+    def __init__(self, port: int | None = None, dbname: str = "gridwatch_faults", settings: tuple[str, ...] = (),
+                 small: bool = True):
         self.port = port or free_port()
+        self.dbname = dbname
+        self.settings = settings
+        self.small = small
         # under /tmp, not the checkout: the postgres user must be able to reach it
         self.dir = Path(tempfile.mkdtemp(prefix="gw-faults-pg-"))
         os.chmod(self.dir, 0o755)
@@ -34,7 +43,7 @@ class LocalPostgres:
 
     @property
     def dsn(self) -> str:
-        return f"host=127.0.0.1 port={self.port} user=postgres dbname=gridwatch_faults"
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname={self.dbname}"
 
     def init(self) -> LocalPostgres:
         shutil.chown(self.dir, "postgres", "postgres")
@@ -45,7 +54,9 @@ class LocalPostgres:
         text = "\n".join(conf) + "\n" + (project.read_text() if project.exists() else "")
         if "timescaledb" not in text:
             text += "\nshared_preload_libraries = 'timescaledb'\n"
-        text += "\nshared_buffers = 128MB  # a throwaway cluster next to the project's: stay small\n"
+        if self.small:
+            text += "\nshared_buffers = 128MB  # a throwaway cluster next to the project's: stay small\n"
+        text += "".join(f"\n{line}" for line in self.settings) + "\n"
         (self.data / "postgresql.conf").open("a").write("\n" + text + "\n")
         return self
 
