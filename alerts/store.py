@@ -2,7 +2,7 @@
 
 Reads are set-based and bounded: events and status messages by arrival time from a committed
 high-water mark (index on ``received_at``), each registered terminal's newest fix by one
-probe of ``gps_fix (terminal_id, ts DESC)``, report counts by ``(kind, ts)``.
+probe of ``gps_fix (terminal_id, ts, seq)``, report counts by ``(kind, ts)``.
 """
 
 from __future__ import annotations

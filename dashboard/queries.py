@@ -246,7 +246,7 @@ class FixPoint:
 
 
 def track(conn: psycopg.Connection, terminal_id: str, start: datetime, end: datetime, limit: int = 20_000) -> list[FixPoint]:
-    """Fixes of one terminal with start <= ts < end, oldest first (index gps_fix_terminal_ts)."""
+    """Fixes of one terminal with start <= ts < end, oldest first (index gps_fix_terminal_ts_seq)."""
     with conn.cursor(row_factory=class_row(FixPoint)) as cur:
         return cur.execute(
             "SELECT ts, terminal_id, lat, lon FROM gps_fix WHERE terminal_id = %s AND ts >= %s AND ts < %s"

@@ -27,7 +27,7 @@ DAY_MEMO_S = 900
 DAY_MEMO_MAX = 10_000  # quarter hours remembered (104 days); a late backlog only refills it
 
 # The newest fix of each terminal heard from since %(since)s, without reading the window's history:
-# a loose index scan walks the distinct terminal ids of (terminal_id, ts DESC), then one index
+# a loose index scan walks the distinct terminal ids of (terminal_id, ts, seq), then one index
 # probe per terminal takes its newest fix.
 _NEWEST_FIXES = """
 WITH RECURSIVE ids AS (

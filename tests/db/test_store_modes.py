@@ -124,6 +124,26 @@ def test_year_of_history_queries_use_indexes(store_dsn):
     assert "Seq Scan" not in plan_text, plan_text
 
 
+def test_one_unique_index_keeps_each_fix_once_and_serves_a_terminal(store_dsn):
+    """Migration 0015: one index, UNIQUE (terminal_id, ts, seq), is both the exactly-once key and
+    the terminal's track; a repeat of (terminal, seq, ts) is refused, a new ts or seq is not."""
+    dsn, _ = store_dsn
+    with psycopg.connect(dsn) as conn:
+        indexes = dict(conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'gps_fix' AND indexdef LIKE '%(terminal_id%'"))
+        assert list(indexes) == ["gps_fix_terminal_ts_seq"], indexes
+        assert "UNIQUE" in indexes["gps_fix_terminal_ts_seq"]
+    store = PgStore(dsn)
+    t0 = datetime(2026, 11, 25, 8, tzinfo=timezone.utc)
+    row = lambda seq, ts: FixRow(ts, "T9", seq, 28.26, 117.03, None, None, None, None, ts, None)  # noqa: E731
+    first = store.write(Decoded(fixes=[row(1, t0), row(2, t0)]))
+    again = store.write(Decoded(fixes=[row(1, t0), row(1, t0 + timedelta(seconds=1)), row(3, t0)]))
+    store.close()
+    assert (len(first.fixes), first.duplicates) == (2, 0)
+    assert [(r.seq, r.ts) for r in again.fixes] == [(1, t0 + timedelta(seconds=1)), (3, t0)]
+    assert again.duplicates == 1
+
+
 def test_retention_drops_old_history(store_dsn, base_settings):
     dsn, mode = store_dsn
     old = datetime.now(timezone.utc) - timedelta(days=45)
