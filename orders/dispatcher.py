@@ -230,46 +230,56 @@ class Dispatcher:
         return len(rows)  # the whole claim was handled: the caller looks for more
 
     def follow_up(self) -> None:
+        """Decide for the silent recipients, record what needs no publish (no answer, alerts) and
+        lease the re-sends in one short transaction; then publish the re-sends holding no lock."""
         conn = self._connection()
         now = datetime.now(UTC)
         alerts: list[tuple] = []
-        try:
-            with conn.transaction():
-                waiting = outbox.claim_waiting(conn, now, self._min_resend)
-                if not waiting:
-                    return
-                content = {w.command_id: c for w, c in waiting}
-                seen = self._seen(sorted({w.terminal_id for w, _ in waiting})) or {}
-                decisions = followup.plan([w for w, _ in waiting], now.timestamp(), seen, self.settings)
-                again = [d.recipient for d in decisions if d.step is not followup.Step.NO_ANSWER]
-                silent = [d.recipient for d in decisions if d.step is followup.Step.NO_ANSWER]
-                if again:
-                    self.sender.publish_all(self._signed_copies([(w.command_id, w.terminal_id) for w in again],
-                                                                content, []))
-                    offline = self._offline([w.terminal_id for w in again], time.time())
-                    for step in (followup.Step.RESEND, followup.Step.RETURNED):
-                        batch = [(d.recipient.command_id, d.recipient.terminal_id, offline[d.recipient.terminal_id])
-                                 for d in decisions if d.step is step]
-                        outbox.mark_sent(conn, batch, now, AuditAction.RESEND, {"reason": step.value}, first=False)
-                    self.counters.resent += len(again)
-                orders = outbox.mark_no_answer(conn, [(w.command_id, w.terminal_id) for w in silent], now)
-                self.counters.no_answer += len(silent)
-                priority = {w.order_id: w.priority for w in silent}
-                for order_id in orders:
-                    raised = outbox.raise_alert(conn, order_id, followup.severity(priority[order_id]).value, now)
-                    if raised:
-                        alerts.append((order_id, *raised))
-        except SendFailed as exc:
-            self.counters.send_failures += 1
-            log.warning("re-send failed, will retry: %s", exc)
-            return
+        with conn.transaction():
+            waiting = outbox.claim_waiting(conn, now, self._min_resend)
+            if not waiting:
+                return
+            content = {w.command_id: c for w, c in waiting}
+            seen = self._seen(sorted({w.terminal_id for w, _ in waiting})) or {}
+            decisions = followup.plan([w for w, _ in waiting], now.timestamp(), seen, self.settings)
+            again = [d for d in decisions if d.step is not followup.Step.NO_ANSWER]
+            silent = [d.recipient for d in decisions if d.step is followup.Step.NO_ANSWER]
+            outbox.lease_resends(conn, [(d.recipient.command_id, d.recipient.terminal_id) for d in again], now)
+            orders = outbox.mark_no_answer(conn, [(w.command_id, w.terminal_id) for w in silent], now)
+            self.counters.no_answer += len(silent)
+            priority = {w.order_id: w.priority for w in silent}
+            for order_id in orders:
+                raised = outbox.raise_alert(conn, order_id, followup.severity(priority[order_id]).value, now)
+                if raised:
+                    alerts.append((order_id, *raised))
         for order_id, alert_id, opened, terminals in alerts:
             self.counters.alerts += 1
             log.warning("order not acknowledged", extra={"fields": {
                 "order_id": str(order_id), "alert_id": alert_id, "opened": opened, "silent": ",".join(terminals[:20])}})
         if again:
-            log.info("re-sent", extra={"fields": {"recipients": len(again),
-                                                  "returned": sum(d.step is followup.Step.RETURNED for d in decisions)}})
+            self._resend(conn, again, content, now)
+
+    def _resend(self, conn, again: list[followup.Decision], content: dict, now: datetime) -> None:
+        """Publish the leased re-sends; after the PUBACKs record them (attempts, audit), or on a
+        failure give the lease back so that the next follow-up tries again at once."""
+        recipients = [d.recipient for d in again]
+        try:
+            self.sender.publish_all(self._signed_copies([(w.command_id, w.terminal_id) for w in recipients], content, []))
+        except SendFailed as exc:
+            self.counters.send_failures += 1
+            log.warning("re-send failed, will retry: %s", exc)
+            with conn.transaction():
+                outbox.release_resends(conn, [(w.command_id, w.terminal_id, w.last_sent_at) for w in recipients], now)
+            return
+        offline = self._offline([w.terminal_id for w in recipients], time.time())
+        with conn.transaction():
+            for step in (followup.Step.RESEND, followup.Step.RETURNED):
+                batch = [(d.recipient.command_id, d.recipient.terminal_id, offline[d.recipient.terminal_id])
+                         for d in again if d.step is step]
+                outbox.mark_sent(conn, batch, now, AuditAction.RESEND, {"reason": step.value}, first=False)
+        self.counters.resent += len(again)
+        log.info("re-sent", extra={"fields": {"recipients": len(again),
+                                              "returned": sum(d.step is followup.Step.RETURNED for d in again)}})
 
     def expire_and_close(self) -> None:
         conn = self._connection()

@@ -111,6 +111,29 @@ def claim_waiting(conn, now: datetime, min_resend_s: float) -> list[tuple[Waitin
             for cid, tid, oid, st, att, last, off, prio, content in rows]
 
 
+def lease_resends(conn, recipients: Sequence[tuple[UUID, str]], now: datetime) -> None:
+    """Recipients about to be re-sent to: ``last_sent_at`` = now, committed by the caller before
+    the publish, as claim_queued does for first sends. No row lock is then held while the copies
+    go out (an ack ingest stores for one of them would wait, and its batch of fixes with it), and
+    no follow-up picks them again meanwhile: neither due (just sent) nor "came back" (not heard
+    from since). A dispatcher that dies here leaves them to the next re-send when due."""
+    if recipients:
+        conn.execute(
+            "UPDATE order_recipient r SET last_sent_at = %s FROM unnest(%s::uuid[], %s::text[]) AS v(cid, tid)"
+            " WHERE r.command_id = v.cid AND r.terminal_id = v.tid",
+            (now, [r[0] for r in recipients], [r[1] for r in recipients]))
+
+
+def release_resends(conn, leased: Sequence[tuple[UUID, str, float]], now: datetime) -> None:
+    """A re-send failed: each recipient gets back the last_sent_at it had (epoch s), so the next
+    follow-up finds it due again at once; one whose lease someone else replaced keeps theirs."""
+    conn.execute(
+        "UPDATE order_recipient r SET last_sent_at = to_timestamp(v.was)"
+        " FROM unnest(%s::uuid[], %s::text[], %s::float8[]) AS v(cid, tid, was)"
+        " WHERE r.command_id = v.cid AND r.terminal_id = v.tid AND r.last_sent_at = %s",
+        ([r[0] for r in leased], [r[1] for r in leased], [r[2] for r in leased], now))
+
+
 def mark_no_answer(conn, silent: Sequence[tuple[UUID, str]], now: datetime) -> list[UUID]:
     """sent -> no_answer (audited); returns the orders concerned."""
     if not silent:

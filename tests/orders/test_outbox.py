@@ -225,3 +225,56 @@ def test_alert_is_one_per_order_and_refreshed(db, city, live, order_settings, ke
     db.execute("UPDATE alert SET state = 'resolved' WHERE id = %s", (first[0],))
     third = outbox.raise_alert(db, created.order_id, "critical", now)
     assert third[0] != first[0] and third[1] is True
+
+
+def _due_for_resend(db, command_id) -> None:
+    """As if the first send was long ago: every sent recipient is due for a re-send."""
+    db.execute("UPDATE order_recipient SET last_sent_at = last_sent_at - interval '1 hour' WHERE command_id = %s",
+               (command_id,))
+
+
+def test_a_resend_holds_no_lock_and_an_ack_meanwhile_is_kept(db, city, live, order_settings, keys, pg_dsn):
+    """Re-sends are leased like first sends: an ack stored while they are published is not
+    blocked, and recording the re-send does not move its recipient back to sent."""
+    created = desk.issue(db, live[0], order_settings, draft(city, "A", priority="critical"), "duty1")
+    first, second = city.terminals["A"]
+    d = dispatcher(order_settings, keys, Recorder())
+    d.send_queued()
+    _due_for_resend(db, created.command_id)
+
+    class AckingSender(Recorder):
+        def publish_all(self, messages):
+            n = super().publish_all(messages)
+            with psycopg.connect(pg_dsn, autocommit=True, options="-c lock_timeout=2000") as ingest:
+                ingest.execute("INSERT INTO command_ack (command_id, terminal_id, status, ts, received_at)"
+                               " VALUES (%s, %s, 'received', now(), now())", (created.command_id, first))
+            return n
+
+    d.sender = acking = AckingSender()
+    d.follow_up()
+    assert len(copies_of(acking.sent, created.command_id)) == 2
+    assert states(db, created.command_id) == {first: "received", second: "sent"}
+    assert dict(db.execute("SELECT terminal_id, attempts FROM order_recipient WHERE command_id = %s",
+                           (created.command_id,)).fetchall()) == {first: 2, second: 2}
+    assert db.execute("SELECT count(*) FROM order_audit WHERE command_id = %s AND action = 'resend'",
+                      (created.command_id,)).fetchone()[0] == 2
+    d.follow_up()  # just re-sent: nothing is due
+    assert len(copies_of(acking.sent, created.command_id)) == 2
+    d.close()
+
+
+def test_a_failed_resend_gives_the_lease_back(db, city, live, order_settings, keys):
+    created = desk.issue(db, live[0], order_settings, draft(city, "B", priority="critical"), "duty1")
+    d = dispatcher(order_settings, keys, Recorder())
+    d.send_queued()
+    _due_for_resend(db, created.command_id)
+    d.sender = Recorder(fail=True)
+    d.follow_up()
+    assert set(dict(db.execute("SELECT terminal_id, attempts FROM order_recipient WHERE command_id = %s",
+                               (created.command_id,)).fetchall()).values()) == {1}
+    d.sender = rec = Recorder()  # the broker is back: due again at once, not after another re-send interval
+    d.follow_up()
+    assert len(copies_of(rec.sent, created.command_id)) == 2
+    assert set(dict(db.execute("SELECT terminal_id, attempts FROM order_recipient WHERE command_id = %s",
+                               (created.command_id,)).fetchall()).values()) == {2}
+    d.close()
