@@ -50,6 +50,22 @@ class Recorder:
         pass
 
 
+class AckingSender(Recorder):
+    """A terminal answers while its copies are being published, stored as ingest stores it; a lock
+    the dispatcher held through the publish would make that insert fail after 2 s."""
+
+    def __init__(self, pg_dsn: str, command_id, terminal_id: str):
+        super().__init__()
+        self.pg_dsn, self.command_id, self.terminal_id = pg_dsn, command_id, terminal_id
+
+    def publish_all(self, messages):
+        n = super().publish_all(messages)
+        with psycopg.connect(self.pg_dsn, autocommit=True, options="-c lock_timeout=2000") as ingest:
+            ingest.execute("INSERT INTO command_ack (command_id, terminal_id, status, ts, received_at)"
+                           " VALUES (%s, %s, 'received', now(), now())", (self.command_id, self.terminal_id))
+        return n
+
+
 def draft(city, grid="A", **kw):
     return OrderDraft(title="Gas leak", body="Clear the hall", target=GridTarget(codes=[city.code(grid)]), **kw)
 
@@ -136,15 +152,7 @@ def test_publish_holds_no_lock_and_an_early_ack_is_kept(db, city, live, order_se
     created = desk.issue(db, live[0], order_settings, draft(city, "A"), "duty1")
     first, second = city.terminals["A"]
 
-    class AckingSender(Recorder):  # the ack arrives while the copies are being published
-        def publish_all(self, messages):
-            n = super().publish_all(messages)
-            with psycopg.connect(pg_dsn, autocommit=True, options="-c lock_timeout=2000") as ingest:
-                ingest.execute("INSERT INTO command_ack (command_id, terminal_id, status, ts, received_at)"
-                               " VALUES (%s, %s, 'received', now(), now())", (created.command_id, first))
-            return n
-
-    d = dispatcher(order_settings, keys, AckingSender())
+    d = dispatcher(order_settings, keys, AckingSender(pg_dsn, created.command_id, first))
     d.send_queued()
     assert states(db, created.command_id) == {first: "received", second: "sent"}
     attempts = dict(db.execute("SELECT terminal_id, attempts FROM order_recipient WHERE command_id = %s",
@@ -241,16 +249,7 @@ def test_a_resend_holds_no_lock_and_an_ack_meanwhile_is_kept(db, city, live, ord
     d = dispatcher(order_settings, keys, Recorder())
     d.send_queued()
     _due_for_resend(db, created.command_id)
-
-    class AckingSender(Recorder):
-        def publish_all(self, messages):
-            n = super().publish_all(messages)
-            with psycopg.connect(pg_dsn, autocommit=True, options="-c lock_timeout=2000") as ingest:
-                ingest.execute("INSERT INTO command_ack (command_id, terminal_id, status, ts, received_at)"
-                               " VALUES (%s, %s, 'received', now(), now())", (created.command_id, first))
-            return n
-
-    d.sender = acking = AckingSender()
+    d.sender = acking = AckingSender(pg_dsn, created.command_id, first)
     d.follow_up()
     assert len(copies_of(acking.sent, created.command_id)) == 2
     assert states(db, created.command_id) == {first: "received", second: "sent"}
