@@ -44,10 +44,17 @@ SELECT n.* FROM ids CROSS JOIN LATERAL (
 ) n WHERE ids.terminal_id IS NOT NULL
 """
 
-# Newest fix wins, by its own timestamp: a buffered fix flushed late never overwrites a newer one.
-_SET_LAST_FIX = """
+# One call per batch for all its fixes. Newest fix wins, by its own timestamp: a buffered fix
+# flushed late never overwrites a newer one. "Seen" and the day's counters go in the same call:
+# as separate commands they were one HINCRBY per grid a batch touched (hundreds), and packing
+# them was the largest part of ingest's Redis time.
+#   KEYS: last_fix, geo, last_seen, then the counter hash of each local day in the batch
+#   ARGV: n, then per terminal (7): id, ts, lon, lat, record, seq, seen;
+#         then per counter (3): index of its day's key in KEYS, field, increment; then the counters' TTL
+_APPLY_FIXES = """
+local n = tonumber(ARGV[1])
 local changed = 0
-for i = 1, #ARGV, 6 do
+for i = 2, 1 + n * 7, 7 do
   local tid, ts, seq = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 5])
   local cur = redis.call('HGET', KEYS[1], tid)
   local old = cur and cjson.decode(cur)
@@ -56,6 +63,13 @@ for i = 1, #ARGV, 6 do
     redis.call('GEOADD', KEYS[2], ARGV[i + 2], ARGV[i + 3], tid)
     changed = changed + 1
   end
+  redis.call('ZADD', KEYS[3], 'GT', ARGV[i + 6], tid)
+end
+for j = 2 + n * 7, #ARGV - 1, 3 do
+  redis.call('HINCRBY', KEYS[tonumber(ARGV[j])], ARGV[j + 1], ARGV[j + 2])
+end
+for k = 4, #KEYS do
+  redis.call('EXPIRE', KEYS[k], ARGV[#ARGV])
 end
 return changed
 """
@@ -74,7 +88,7 @@ class LiveStore:
         self.tz = ZoneInfo(tz)
         self.stream_maxlen = stream_maxlen
         self._days: dict[float, str] = {}
-        self._set_last = client.register_script(_SET_LAST_FIX)
+        self._apply_fixes_script = client.register_script(_APPLY_FIXES)
 
     def day(self, ts: datetime) -> str:
         """The bureau's local date of ``ts``, remembered per quarter hour: it was a time-zone
@@ -112,18 +126,21 @@ class LiveStore:
             if cur is None or (f.ts, f.seq) > (cur.ts, cur.seq):
                 newest[f.terminal_id] = f
             counts[(self.day(f.ts), f"{f.grid2_code or '-'}|gps")] += 1
-        if newest:
-            args: list = []
-            for f in newest.values():
-                args += [f.terminal_id, f.ts.timestamp(), f.lon, f.lat,
-                         last_fix_json(f.ts, f.seq, f.lat, f.lon, f.speed_mps, f.heading_deg, f.battery_pct, f.acc_m,
-                                       f.grid2_code, f.grid1_code), f.seq]
-            self._set_last(keys=[self.keys.last_fix, self.keys.geo], args=args, client=pipe)
+        if not newest:
+            return
+        args: list = [len(newest)]
+        for f in newest.values():
             # A device is "seen" when it speaks, at the time it says (capped by arrival): a backlog
             # that ingest drains late does not make a silent device look alive.
-            pipe.zadd(self.keys.last_seen, {f.terminal_id: min(f.ts, f.received_at).timestamp()
-                                            for f in newest.values()}, gt=True)
-        self._add_counts(pipe, counts)
+            args += [f.terminal_id, f.ts.timestamp(), f.lon, f.lat,
+                     last_fix_json(f.ts, f.seq, f.lat, f.lon, f.speed_mps, f.heading_deg, f.battery_pct, f.acc_m,
+                                   f.grid2_code, f.grid1_code), f.seq, min(f.ts, f.received_at).timestamp()]
+        days = sorted({day for day, _ in counts})
+        for (day, fld), k in counts.items():
+            args += [4 + days.index(day), fld, k]
+        args.append(COUNTER_TTL_S)
+        self._apply_fixes_script(keys=[self.keys.last_fix, self.keys.geo, self.keys.last_seen,
+                                       *(self.keys.counters(day) for day in days)], args=args, client=pipe)
 
     def _apply_events(self, pipe, stored: Stored) -> None:
         counts: Counter = Counter()
