@@ -15,7 +15,7 @@ import dash
 import flask
 from dash import Dash
 
-from dashboard import alerts_panel, api, callbacks, orders_board, orders_console, routes
+from dashboard import alerts_panel, api, bundles, callbacks, orders_board, orders_console, routes
 from dashboard import components as C
 from dashboard.auth import web as auth_web
 from dashboard.auth.web import current_access
@@ -51,7 +51,8 @@ def create_app(settings: Settings | None = None) -> Dash:
         suppress_callback_exceptions=True,
         title=t("title", settings.language),
         update_title=None,
-        meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
+        meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"},
+                   {"name": "gw-plotly-js", "content": bundles.PLOTLY_URL}],  # assets/charts_later.js loads it
     )
     app.config.external_scripts = []  # no CDN, ever
     preload_layers(app)
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None) -> Dash:
     dash.register_page("wall", path="/wall", layout=wall_layout, title=t("title", settings.language), name="wall")
     app.layout = dash.html.Div(dash.page_container, style={"height": "100%"})
     routes.register(server, deps)
+    bundles.register(server)
     callbacks.register(app, deps)
     orders_console.register(app, deps)
     orders_board.register(app, deps)
@@ -78,10 +80,12 @@ def create_app(settings: Settings | None = None) -> Dash:
 def preload_layers(app: Dash) -> None:
     """For a visitor who may see the map, the page's head starts the map layers' downloads at once
     (rel=preload, as=fetch: dash-leaflet's own fetch then takes them from the preload): about a
-    second earlier than when the map mounts and asks. The sign-in page preloads nothing."""
+    second earlier than when the map mounts and asks. The charts' plotly.js downloads meanwhile
+    too; it runs only once the map is drawn (assets/charts_later.js). The sign-in page preloads nothing."""
     plain = app.interpolate_index
     links = "".join(f'<link rel="preload" href="{url}" as="fetch" crossorigin="anonymous">'
                     for url in C.LAYER_URLS.values())
+    links += f'<link rel="preload" href="{bundles.PLOTLY_URL}" as="script">'
 
     def interpolate_index(**kw) -> str:
         if current_access().level >= Level.WALL:

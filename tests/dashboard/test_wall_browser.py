@@ -67,6 +67,26 @@ def test_wall_renders_map_grids_terminals_counters(wall, browser):
     assert ready_s < 15
 
 
+def test_charts_load_plotly_basic_after_the_map_is_drawn(wall, browser):
+    """plotly.js runs only once the map is drawn (assets/charts_later.js), from the basic bundle:
+    the full plotly.min.js is never fetched, and the three charts are drawn with it."""
+    from dashboard.bundles import PLOTLY_URL
+
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})
+    urls: list[str] = []
+    page.on("request", lambda r: urls.append(r.url))
+    page.goto(wall.wall_url)
+    page.wait_for_function(READY, timeout=30_000)
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3"
+                           " && document.querySelectorAll('#chart-activity .scatterlayer .trace').length > 0", timeout=30_000)
+    drawn, lib = page.evaluate("() => [window.gridwatch.mapDrawnAt, window.gridwatch.chartsLibAt]")
+    assert drawn is not None and lib is not None and lib > drawn
+    assert page.locator("#chart-categories .pielayer .trace").count() == 1
+    assert page.locator("#chart-grids .barlayer .trace").count() == 1
+    assert any(u.endswith(PLOTLY_URL) for u in urls) and not any("plotly.min.js" in u for u in urls)
+    page.close()
+
+
 def test_operator_clicks_grid_terminal_and_replays(wall, browser):
     page, errors, _ = _open(browser, wall.url + "/", sign_in_to=wall.url)
     # Refreshes move markers in place and never touch the operator's view.
