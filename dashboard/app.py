@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None) -> Dash:
                    {"name": "gw-plotly-js", "content": bundles.PLOTLY_URL}],  # assets/charts_later.js loads it
     )
     app.config.external_scripts = []  # no CDN, ever
-    preload_layers(app)
+    page_head(app)
 
     def operator_layout(signin: str | None = None, **_):
         return gated_page(settings, wall=False, signin=signin)
@@ -77,11 +77,12 @@ def create_app(settings: Settings | None = None) -> Dash:
     return app
 
 
-def preload_layers(app: Dash) -> None:
+def page_head(app: Dash) -> None:
     """For a visitor who may see the map, the page's head starts the map layers' downloads at once
     (rel=preload, as=fetch: dash-leaflet's own fetch then takes them from the preload): about a
     second earlier than when the map mounts and asks. The charts' plotly.js downloads meanwhile
-    too; it runs only once the map is drawn (assets/charts_later.js). The sign-in page preloads nothing."""
+    too; it runs only once the map is drawn (assets/charts_later.js). The sign-in page preloads nothing.
+    Every page gets regenerator-runtime instead of Dash's whole browser polyfill (dashboard/bundles.py)."""
     plain = app.interpolate_index
     links = "".join(f'<link rel="preload" href="{url}" as="fetch" crossorigin="anonymous">'
                     for url in C.LAYER_URLS.values())
@@ -90,6 +91,7 @@ def preload_layers(app: Dash) -> None:
     def interpolate_index(**kw) -> str:
         if current_access().level >= Level.WALL:
             kw["metas"] = kw.get("metas", "") + links
+        kw["scripts"] = bundles.without_polyfill(kw.get("scripts", ""))
         return plain(**kw)
 
     app.interpolate_index = interpolate_index

@@ -1,6 +1,7 @@
 """What the wall's first page load fetches besides Dash's own bundles (dashboard/bundles.py):
 the charts' plotly.js basic bundle, served once compressed and cached for good, named and
-preloaded by the page's head for a visitor who may see the map."""
+preloaded by the page's head for a visitor who may see the map; regenerator-runtime in place
+of Dash's whole browser polyfill."""
 
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ def test_plotly_bundle_gzip_immutable_for_anyone_and_nothing_else(app):
     assert gzip.decompress(r.data) == bundles.PLOTLY_JS.read_bytes()
     plain = anon.get(bundles.PLOTLY_URL, headers={"Accept-Encoding": "identity"})
     assert plain.data == bundles.PLOTLY_JS.read_bytes() and "Content-Encoding" not in plain.headers
+    rr = anon.get(bundles.REGENERATOR_URL, headers={"Accept-Encoding": "gzip"})
+    assert rr.status_code == 200 and b"regeneratorRuntime = runtime" in gzip.decompress(rr.data)
     for other in ("/vendor/LICENSE.plotly.js", "/vendor/plotly.min.js"):
         assert anon.get(other).status_code == 404, other
     sneaky = anon.get("/vendor/..%2Fbundles.py")  # not this route's: Dash's page router answers with its HTML
@@ -49,3 +52,15 @@ def test_head_names_plotly_and_preloads_it_only_for_the_wall(app, known_db):
     wall = wall_client(app, known_db).get("/wall").data.decode()
     assert f'<link rel="preload" href="{bundles.PLOTLY_URL}" as="script">' in wall
     assert "charts_later.js" in wall and "plotly.min.js" not in wall
+
+
+def test_polyfill_replaced_by_regenerator_runtime_in_place(app):
+    scripts = app._generate_scripts_html()
+    assert "/dash/deps/polyfill@" in scripts  # what Dash itself would send
+    swapped = bundles.without_polyfill(scripts)
+    assert "polyfill@" not in swapped
+    # the same place: before react and every component bundle, so the global is there when they run
+    assert swapped.index(bundles.REGENERATOR_URL) < swapped.index("react@") < swapped.index("dash_leaflet")
+    for page in ("/", "/wall"):
+        html = app.server.test_client().get(page).data.decode()
+        assert "polyfill@" not in html and f'<script src="{bundles.REGENERATOR_URL}"></script>' in html
