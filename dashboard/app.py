@@ -52,7 +52,8 @@ def create_app(settings: Settings | None = None) -> Dash:
         title=t("title", settings.language),
         update_title=None,
         meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"},
-                   {"name": "gw-plotly-js", "content": bundles.PLOTLY_URL}],  # assets/charts_later.js loads it
+                   {"name": "gw-plotly-js", "content": bundles.PLOTLY_URL},  # assets/charts_later.js loads it
+                   {"name": "gw-supercluster-js", "content": bundles.SUPERCLUSTER_URL}],  # assets/gwentities.js' worker
     )
     app.config.external_scripts = []  # no CDN, ever
     page_head(app)

@@ -1,5 +1,5 @@
-"""Scripts the page loads besides Dash's own: the charts' plotly.js, and the one part of Dash's
-browser polyfill that the bundles use.
+"""Scripts the page loads besides Dash's own: the charts' plotly.js, the entity clusters'
+supercluster, and the one part of Dash's browser polyfill that the bundles use.
 
 - dcc.Graph would load plotly's full bundle (4.8 MB, about 0.8 s of main-thread evaluation on the
   2-core reference machine, enough to delay the map's first render by that much when it landed
@@ -11,9 +11,11 @@ browser polyfill that the bundles use.
   operator's Chromium/Firefox/Edge have all of core-js natively; of the polyfill, Dash's async
   component loader (GeoJSON, Graph, Dropdown, ...) needs only the ``regeneratorRuntime`` global,
   which regenerator-runtime defines on its own (25 KB).
+- supercluster (with kdbush, ISC) indexes the 70,000 entities in a Web Worker (assets/gwentities.js):
+  0.25-0.4 s that dash-leaflet's clustering GeoJSON layer spent on the main thread.
 
-Both are vendored (MIT, dashboard/vendor, licences beside them), served gzipped (compressed
-once per worker) and cached for good: the file names carry the versions.
+All are vendored (MIT, ISC: dashboard/vendor, licences beside them), served gzipped
+(compressed once per worker) and cached for good: the file names carry the versions.
 """
 
 from __future__ import annotations
@@ -29,9 +31,11 @@ VENDOR = Path(__file__).with_name("vendor")
 PLOTLY_VERSION = "4.1.1"  # tests/dashboard/test_page_load.py: equal to the plotly package's plotly.js
 PLOTLY_JS = VENDOR / f"plotly-basic-{PLOTLY_VERSION}.min.js"
 REGENERATOR_JS = VENDOR / "regenerator-runtime-0.14.1.js"
-SCRIPTS = {p.name: p for p in (PLOTLY_JS, REGENERATOR_JS)}  # the only files /vendor/ serves
+SUPERCLUSTER_JS = VENDOR / "supercluster-8.0.1.min.js"
+SCRIPTS = {p.name: p for p in (PLOTLY_JS, REGENERATOR_JS, SUPERCLUSTER_JS)}  # the only files /vendor/ serves
 PLOTLY_URL = f"/vendor/{PLOTLY_JS.name}"
 REGENERATOR_URL = f"/vendor/{REGENERATOR_JS.name}"
+SUPERCLUSTER_URL = f"/vendor/{SUPERCLUSTER_JS.name}"
 IMMUTABLE = "public, max-age=31536000, immutable"
 _POLYFILL_TAG = re.compile(r'<script src="[^"]*/dash/deps/polyfill@[^"]*"></script>')
 

@@ -52,8 +52,8 @@ def client_config(settings: Settings, wall: bool) -> dict:
     }
 
 
-# Sent once per page, fetched by the map's layers: the page's head preloads them (app.py) so they
-# download while the scripts load, instead of after the map has mounted.
+# Sent once per page, fetched by the map's layers (the entities by assets/gwentities.js): the page's
+# head preloads them (app.py) so they download while the scripts load, not after the map has mounted.
 LAYER_URLS = {"grids2": "/api/grids.geojson?level=2", "grids1": "/api/grids.geojson?level=1",
               "entities": "/api/entities.geojson"}
 
@@ -73,16 +73,7 @@ def live_map(settings: Settings) -> dl.Map:
             zoomToBounds=False,
         ),
         dl.GeoJSON(id="grids1", url=LAYER_URLS["grids1"], style=fn("level1Style"), interactive=False, zoomToBounds=False),
-        dl.GeoJSON(
-            id="entities",
-            url=LAYER_URLS["entities"],
-            cluster=True,
-            zoomToBounds=False,
-            zoomToBoundsOnClick=True,
-            superClusterOptions={"radius": 110, "maxZoom": 16},
-            pointToLayer=fn("entityPoint"),
-            clusterToLayer=fn("entityCluster"),
-        ),
+        # the entities are not a Dash layer: assets/gwentities.js clusters them in a Web Worker
         dl.Polyline(id="track-line", positions=[], pathOptions={"color": "#ffc857", "weight": 3, "opacity": 0.9, "dashArray": "6 4"}),
         dl.ScaleControl(position="bottomright", imperial=False),
     ]

@@ -1,7 +1,7 @@
 /* Gridwatch wall: browser-side functions. Served locally from dashboard/assets (no CDN).
  *
  * - window.dashExtensions.gridwatch.*: functions dash-leaflet calls by name ({"variable": ...}):
- *   grid styles (colour from `hideout`), entity points and cluster icons, alert pins.
+ *   grid styles (colour from `hideout`); entity points and cluster icons (gwentities.js draws them).
  * - window.dash_clientside.gridwatch.*: clientside callbacks. `rotate` is the one place the
  *   view moves (wall mode, by configuration). The live terminals are gwlive.js's.
  */
@@ -42,6 +42,7 @@
     gw.map = map;
     ensurePanes(map);
     fitCityOnce(map);
+    if (gw.attachEntities) gw.attachEntities(map);  // gwentities.js: the clustered entities
     map.whenReady(function () { gw.zoom = map.getZoom(); });
     map.on("zoomend", function () {
       gw.zoom = map.getZoom();

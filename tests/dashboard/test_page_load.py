@@ -39,6 +39,9 @@ def test_plotly_bundle_gzip_immutable_for_anyone_and_nothing_else(app):
     assert plain.data == bundles.PLOTLY_JS.read_bytes() and "Content-Encoding" not in plain.headers
     rr = anon.get(bundles.REGENERATOR_URL, headers={"Accept-Encoding": "gzip"})
     assert rr.status_code == 200 and b"regeneratorRuntime = runtime" in gzip.decompress(rr.data)
+    sc = anon.get(bundles.SUPERCLUSTER_URL, headers={"Accept-Encoding": "gzip"})
+    assert sc.status_code == 200 and b".Supercluster=" in gzip.decompress(sc.data)
+    assert (bundles.VENDOR / "LICENSE.supercluster").read_text().startswith("ISC License")
     for other in ("/vendor/LICENSE.plotly.js", "/vendor/plotly.min.js"):
         assert anon.get(other).status_code == 404, other
     sneaky = anon.get("/vendor/..%2Fbundles.py")  # not this route's: Dash's page router answers with its HTML
@@ -48,6 +51,7 @@ def test_plotly_bundle_gzip_immutable_for_anyone_and_nothing_else(app):
 def test_head_names_plotly_and_preloads_it_only_for_the_wall(app, known_db):
     anon = app.server.test_client().get("/wall").data.decode()
     assert f'<meta name="gw-plotly-js" content="{bundles.PLOTLY_URL}">' in anon
+    assert f'<meta name="gw-supercluster-js" content="{bundles.SUPERCLUSTER_URL}">' in anon
     assert 'rel="preload"' not in anon  # the sign-in page downloads nothing it will not use
     wall = wall_client(app, known_db).get("/wall").data.decode()
     assert f'<link rel="preload" href="{bundles.PLOTLY_URL}" as="script">' in wall

@@ -87,6 +87,48 @@ def test_charts_load_plotly_basic_after_the_map_is_drawn(wall, browser):
     page.close()
 
 
+# A cluster on screen with no terminal within 15 px of its centre (a terminal there takes the click).
+FREE_CLUSTER = """() => { const g = window.gridwatch, m = g.getMap(), box = m.getContainer().getBoundingClientRect();
+  for (const el of document.querySelectorAll('.gw-cluster')) {
+    const r = el.getBoundingClientRect(), x = r.left + r.width / 2 - box.left, y = r.top + r.height / 2 - box.top;
+    if (x < 40 || y < 40 || x > box.width - 40 || y > box.height - 40) continue;
+    let near = false;
+    for (const id in g.markers) { const p = m.latLngToContainerPoint(g.markers[id].getLatLng()); if (Math.hypot(p.x - x, p.y - y) < 15) { near = true; break; } }
+    if (!near) return [r.left + r.width / 2, r.top + r.height / 2];
+  }
+  return null; }"""
+
+
+def test_entities_clustered_in_a_worker_and_a_cluster_click_zooms_in(wall, browser):
+    """All 70,000 entities are indexed off the main thread (assets/gwentities.js); the clusters
+    in view are drawn, and a click on one zooms to where it splits."""
+    page, errors, _ = _open(browser, wall.wall_url)
+    ent = page.evaluate("() => window.gridwatch.entities")
+    assert ent["ready"] and ent["count"] == 70_000 and ent["error"] is None
+    assert ent["shown"] >= page.locator(".gw-cluster").count() > 0
+    counts = page.evaluate("() => [...document.querySelectorAll('.gw-cluster span')].map(s => s.textContent)")
+    assert counts and all(c.replace(".", "").replace("k", "").isdigit() for c in counts)
+    zoom = page.evaluate("() => window.gridwatch.getMap().getZoom()")
+    pt = page.evaluate(FREE_CLUSTER)
+    assert pt is not None
+    page.mouse.click(*pt)
+    page.wait_for_function(f"() => window.gridwatch.getMap().getZoom() > {zoom}", timeout=10_000)
+    assert not [e for e in errors if "favicon" not in e], errors
+    page.close()
+
+
+def test_sign_in_page_starts_no_entity_worker(wall, browser):
+    page = browser.new_page()
+    urls: list[str] = []
+    page.on("request", lambda r: urls.append(r.url))
+    page.goto(wall.url + "/wall")  # no token, not an allowed address: the sign-in page
+    page.wait_for_selector("#signin-need", timeout=30_000)
+    page.wait_for_timeout(500)
+    assert page.evaluate("() => window.gridwatch.entities.ready") is False
+    assert not [u for u in urls if "/api/entities" in u or "supercluster" in u or "plotly" in u], urls
+    page.close()
+
+
 def test_operator_clicks_grid_terminal_and_replays(wall, browser):
     page, errors, _ = _open(browser, wall.url + "/", sign_in_to=wall.url)
     # Refreshes move markers in place and never touch the operator's view.
