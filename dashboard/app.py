@@ -82,12 +82,17 @@ def page_head(app: Dash) -> None:
     """For a visitor who may see the map, the page's head starts the map layers' downloads at once
     (rel=preload, as=fetch: dash-leaflet's own fetch then takes them from the preload): about a
     second earlier than when the map mounts and asks. The charts' plotly.js downloads meanwhile
-    too; it runs only once the map is drawn (assets/charts_later.js). The sign-in page preloads nothing.
+    too; it runs only once the map is drawn (assets/charts_later.js), and so do the script chunks of
+    the lazily loaded components. The sign-in page preloads nothing.
     Every page gets regenerator-runtime instead of Dash's whole browser polyfill (dashboard/bundles.py)."""
     plain = app.interpolate_index
     links = "".join(f'<link rel="preload" href="{url}" as="fetch" crossorigin="anonymous">'
                     for url in C.LAYER_URLS.values())
     links += f'<link rel="preload" href="{bundles.PLOTLY_URL}" as="script">'
+    # The components Dash loads lazily (the map's GeoJSON layers first) are fetched only once React has
+    # mounted them, one after another: from the head they are in the cache by then.
+    links += "".join(f'<link rel="preload" href="{app.config.requests_pathname_prefix}_dash-component-suites/{chunk}" as="script">'
+                     for chunk in bundles.LAZY_CHUNKS)
 
     def interpolate_index(**kw) -> str:
         if current_access().level >= Level.WALL:

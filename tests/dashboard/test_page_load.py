@@ -56,6 +56,9 @@ def test_head_names_plotly_and_preloads_it_only_for_the_wall(app, known_db):
     wall = wall_client(app, known_db).get("/wall").data.decode()
     assert f'<link rel="preload" href="{bundles.PLOTLY_URL}" as="script">' in wall
     assert "charts_later.js" in wall and "plotly.min.js" not in wall
+    for chunk in bundles.LAZY_CHUNKS:  # the lazily mounted components' scripts, from the first byte
+        assert f'<link rel="preload" href="/_dash-component-suites/{chunk}" as="script">' in wall
+        assert app.server.test_client().get(f"/_dash-component-suites/{chunk}").status_code == 200, chunk
 
 
 def test_polyfill_replaced_by_regenerator_runtime_in_place(app):
