@@ -37,10 +37,9 @@ PLOTLY_URL = f"/vendor/{PLOTLY_JS.name}"
 REGENERATOR_URL = f"/vendor/{REGENERATOR_JS.name}"
 SUPERCLUSTER_URL = f"/vendor/{SUPERCLUSTER_JS.name}"
 IMMUTABLE = "public, max-age=31536000, immutable"
-# Script chunks of the components Dash loads only when they mount (the map's layers, the charts,
-# the operator's dropdowns and slider), by their path under /_dash-component-suites/.
-LAZY_CHUNKS = ("dash_leaflet/async-GeoJSON.js", "dash/dcc/async-graph.js", "dash/dcc/async-dropdown.js",
-               "dash/dcc/async-slider.js")
+# Script chunks of the components Dash loads only when they mount (the charts, the operator's
+# dropdowns and slider), by their path under /_dash-component-suites/.
+LAZY_CHUNKS = ("dash/dcc/async-graph.js", "dash/dcc/async-dropdown.js", "dash/dcc/async-slider.js")
 _POLYFILL_TAG = re.compile(r'<script src="[^"]*/dash/deps/polyfill@[^"]*"></script>')
 
 
