@@ -40,10 +40,12 @@
     var id = (map.getContainer() && map.getContainer().id) || "map";
     gw.maps[id] = map;
     gw.map = map;
+    gw.mapCreatedAt = performance.now();  // tests: what was asked for before the map existed
     ensurePanes(map);
     fitCityOnce(map);
     if (gw.attachGrids) gw.attachGrids(map);  // gwgrids.js: the grid polygons
     if (gw.attachEntities) gw.attachEntities(map);  // gwentities.js: the clustered entities
+    if (gw.pollNow) map.whenReady(gw.pollNow);  // gwlive.js: the terminals, without waiting for its next tick
     map.whenReady(function () { gw.zoom = map.getZoom(); });
     map.on("zoomend", function () {
       gw.zoom = map.getZoom();

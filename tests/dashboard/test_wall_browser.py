@@ -118,6 +118,21 @@ def test_entities_clustered_in_a_worker_and_a_cluster_click_zooms_in(wall, brows
     page.close()
 
 
+def test_terminals_and_grids_asked_for_before_the_map_exists(wall, browser):
+    """gwlive.js asks for the first snapshot and gwgrids.js for the grids as soon as they run; the
+    map (created by React later) draws them at once."""
+    page, errors, _ = _open(browser, wall.wall_url)
+    starts = page.evaluate("""() => Object.fromEntries(performance.getEntriesByType('resource')
+        .filter(e => e.name.includes('/api/live') || e.name.includes('/api/grids'))
+        .map(e => [e.name.replace(location.origin, ''), e.startTime]).reverse())""")
+    created = page.evaluate("() => window.gridwatch.mapCreatedAt")
+    assert starts["/api/live?m=officers"] < created, (starts, created)
+    assert starts["/api/grids.geojson?level=2"] < created and starts["/api/grids.geojson?level=1"] < created
+    assert page.evaluate("() => window.gridwatch.grids.drawnAt") is not None
+    assert not [e for e in errors if "favicon" not in e], errors
+    page.close()
+
+
 def test_sign_in_page_starts_no_entity_worker(wall, browser):
     page = browser.new_page()
     urls: list[str] = []
@@ -126,7 +141,7 @@ def test_sign_in_page_starts_no_entity_worker(wall, browser):
     page.wait_for_selector("#signin-need", timeout=30_000)
     page.wait_for_timeout(500)
     assert page.evaluate("() => window.gridwatch.entities.ready") is False
-    assert not [u for u in urls if "/api/entities" in u or "supercluster" in u or "plotly" in u], urls
+    assert not [u for u in urls if "/api/" in u or "supercluster" in u or "plotly" in u], urls
     page.close()
 
 
