@@ -15,7 +15,7 @@ import dash
 import flask
 from dash import Dash
 
-from dashboard import alerts_panel, api, callbacks, orders_board, orders_console, routes
+from dashboard import alerts_panel, api, bundles, callbacks, orders_board, orders_console, routes
 from dashboard import components as C
 from dashboard.auth import web as auth_web
 from dashboard.auth.web import current_access
@@ -51,10 +51,12 @@ def create_app(settings: Settings | None = None) -> Dash:
         suppress_callback_exceptions=True,
         title=t("title", settings.language),
         update_title=None,
-        meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
+        meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"},
+                   {"name": "gw-plotly-js", "content": bundles.PLOTLY_URL},  # assets/charts_later.js loads it
+                   {"name": "gw-supercluster-js", "content": bundles.SUPERCLUSTER_URL}],  # assets/gwentities.js' worker
     )
     app.config.external_scripts = []  # no CDN, ever
-    preload_layers(app)
+    page_head(app)
 
     def operator_layout(signin: str | None = None, **_):
         return gated_page(settings, wall=False, signin=signin)
@@ -66,6 +68,7 @@ def create_app(settings: Settings | None = None) -> Dash:
     dash.register_page("wall", path="/wall", layout=wall_layout, title=t("title", settings.language), name="wall")
     app.layout = dash.html.Div(dash.page_container, style={"height": "100%"})
     routes.register(server, deps)
+    bundles.register(server)
     callbacks.register(app, deps)
     orders_console.register(app, deps)
     orders_board.register(app, deps)
@@ -75,17 +78,26 @@ def create_app(settings: Settings | None = None) -> Dash:
     return app
 
 
-def preload_layers(app: Dash) -> None:
+def page_head(app: Dash) -> None:
     """For a visitor who may see the map, the page's head starts the map layers' downloads at once
     (rel=preload, as=fetch: dash-leaflet's own fetch then takes them from the preload): about a
-    second earlier than when the map mounts and asks. The sign-in page preloads nothing."""
+    second earlier than when the map mounts and asks. The charts' plotly.js downloads meanwhile
+    too; it runs only once the map is drawn (assets/charts_later.js), and so do the script chunks of
+    the lazily loaded components. The sign-in page preloads nothing.
+    Every page gets regenerator-runtime instead of Dash's whole browser polyfill (dashboard/bundles.py)."""
     plain = app.interpolate_index
     links = "".join(f'<link rel="preload" href="{url}" as="fetch" crossorigin="anonymous">'
                     for url in C.LAYER_URLS.values())
+    links += f'<link rel="preload" href="{bundles.PLOTLY_URL}" as="script">'
+    # The components Dash loads lazily (the map's GeoJSON layers first) are fetched only once React has
+    # mounted them, one after another: from the head they are in the cache by then.
+    links += "".join(f'<link rel="preload" href="{app.config.requests_pathname_prefix}_dash-component-suites/{chunk}" as="script">'
+                     for chunk in bundles.LAZY_CHUNKS)
 
     def interpolate_index(**kw) -> str:
         if current_access().level >= Level.WALL:
             kw["metas"] = kw.get("metas", "") + links
+        kw["scripts"] = bundles.without_polyfill(kw.get("scripts", ""))
         return plain(**kw)
 
     app.interpolate_index = interpolate_index

@@ -318,15 +318,15 @@ def register(app: Dash, deps: Deps) -> None:
     @app.callback(
         Output("details", "children"),
         Output("track-line", "positions"),
-        Input("grids2", "clickData"),
+        Input("grid-sel", "data"),
         Input("term-sel", "data"),
         prevent_initial_call=True,
     )
-    def details(grid_click, term):
+    def details(grid, term):
         if ctx.triggered_id == "term-sel" and term and term.get("id"):
             return terminal_details(deps, str(term["id"]))
-        if grid_click and (grid_click.get("properties") or {}).get("code"):
-            return grid_details(deps, grid_click["properties"]["code"]), []
+        if grid and grid.get("code"):
+            return grid_details(deps, str(grid["code"])), []
         raise PreventUpdate
 
     @app.callback(

@@ -1,8 +1,8 @@
 """Small typed builders shared by the operator page and the wall page.
 
-The map is built once per page load and never returned from a callback: refreshes change
-props of its layers (hideout, data of the small alert layer) and move canvas markers
-client-side, so the operator's zoom and pan are never reset.
+The map is built once per page load and never returned from a callback: its grids, entities and
+terminals are drawn and refreshed client-side (assets/gwgrids.js, gwentities.js, gwlive.js), so
+the operator's zoom and pan are never reset.
 """
 
 from __future__ import annotations
@@ -35,11 +35,6 @@ COUNTER_LABEL = {
 }
 
 
-def fn(name: str) -> dict:
-    """A reference to a function in assets/gridwatch.js (dash-leaflet resolves it by name)."""
-    return {"variable": f"dashExtensions.gridwatch.{name}"}
-
-
 def client_config(settings: Settings, wall: bool) -> dict:
     return {
         "onlineWindow": settings.online_window_s,
@@ -52,8 +47,8 @@ def client_config(settings: Settings, wall: bool) -> dict:
     }
 
 
-# Sent once per page, fetched by the map's layers: the page's head preloads them (app.py) so they
-# download while the scripts load, instead of after the map has mounted.
+# Sent once per page, fetched by assets/gwgrids.js and assets/gwentities.js: the page's head preloads
+# them (app.py) so they download while the scripts load, not after the map has mounted.
 LAYER_URLS = {"grids2": "/api/grids.geojson?level=2", "grids1": "/api/grids.geojson?level=1",
               "entities": "/api/entities.geojson"}
 
@@ -64,25 +59,8 @@ def live_map(settings: Settings) -> dl.Map:
     if settings.tile_url:
         layers.append(dl.TileLayer(url=settings.tile_url, attribution=settings.tile_attribution, maxZoom=18))
     layers += [
-        dl.GeoJSON(
-            id="grids2",
-            url=LAYER_URLS["grids2"],
-            style=fn("level2Style"),
-            hideout={"measure": "officers", "values": {}, "max": 0},
-            hoverStyle={"weight": 2.5, "color": "#ffffff", "opacity": 1},
-            zoomToBounds=False,
-        ),
-        dl.GeoJSON(id="grids1", url=LAYER_URLS["grids1"], style=fn("level1Style"), interactive=False, zoomToBounds=False),
-        dl.GeoJSON(
-            id="entities",
-            url=LAYER_URLS["entities"],
-            cluster=True,
-            zoomToBounds=False,
-            zoomToBoundsOnClick=True,
-            superClusterOptions={"radius": 110, "maxZoom": 16},
-            pointToLayer=fn("entityPoint"),
-            clusterToLayer=fn("entityCluster"),
-        ),
+        # The grids and the entities are not Dash layers: assets/gwgrids.js draws the grids the moment
+        # the map exists, assets/gwentities.js clusters the entities in a Web Worker.
         dl.Polyline(id="track-line", positions=[], pathOptions={"color": "#ffc857", "weight": 3, "opacity": 0.9, "dashArray": "6 4"}),
         dl.ScaleControl(position="bottomright", imperial=False),
     ]
@@ -163,6 +141,7 @@ def stores(settings: Settings, wall: bool) -> list:
         dcc.Store(id="live-state", data={}),
         dcc.Store(id="alert-state", data={}),
         dcc.Store(id="term-sel"),
+        dcc.Store(id="grid-sel"),  # the level-2 grid clicked on the map (gwgrids.js sets it)
         dcc.Store(id="rotate-out"),
         dcc.Store(id="gw-config", data=client_config(settings, wall)),
     ]

@@ -1,7 +1,7 @@
 /* Gridwatch wall: browser-side functions. Served locally from dashboard/assets (no CDN).
  *
- * - window.dashExtensions.gridwatch.*: functions dash-leaflet calls by name ({"variable": ...}):
- *   grid styles (colour from `hideout`), entity points and cluster icons, alert pins.
+ * - window.dashExtensions.gridwatch.*: grid styles (gwgrids.js draws the grids, gwlive.js restyles
+ *   them), entity points and cluster icons (gwentities.js draws them).
  * - window.dash_clientside.gridwatch.*: clientside callbacks. `rotate` is the one place the
  *   view moves (wall mode, by configuration). The live terminals are gwlive.js's.
  */
@@ -40,8 +40,12 @@
     var id = (map.getContainer() && map.getContainer().id) || "map";
     gw.maps[id] = map;
     gw.map = map;
+    gw.mapCreatedAt = performance.now();  // tests: what was asked for before the map existed
     ensurePanes(map);
     fitCityOnce(map);
+    if (gw.attachGrids) gw.attachGrids(map);  // gwgrids.js: the grid polygons
+    if (gw.attachEntities) gw.attachEntities(map);  // gwentities.js: the clustered entities
+    if (gw.pollNow) map.whenReady(gw.pollNow);  // gwlive.js: the terminals, without waiting for its next tick
     map.whenReady(function () { gw.zoom = map.getZoom(); });
     map.on("zoomend", function () {
       gw.zoom = map.getZoom();
@@ -188,12 +192,12 @@
     return level1Bounds;
   }
 
-  // ------------------------------------------------------------------ dash-leaflet functions
+  // ------------------------------------------------------------------ layer styles and markers
   window.dashExtensions = Object.assign({}, window.dashExtensions, {
     gridwatch: {
       level2Style: function (feature, context) {
-        // gwlive.js keeps the values in gw.gridValues and restyles the existing polygons: changing
-        // the layer's hideout makes dash-leaflet clear and re-add all 531 of them (the wall's leak).
+        // gwlive.js keeps the values in gw.gridValues and restyles the existing polygons (gwgrids.js
+        // draws them): as a dash-leaflet layer, a new hideout cleared and re-added all 531 (the wall's leak).
         var h = gw.gridValues || (context && context.hideout) || {};
         var v = (h.values || {})[feature.properties.code] || 0;
         var max = h.max || 0, t = max > 0 ? v / max : 0;

@@ -175,15 +175,30 @@
   };
 
   // ------------------------------------------------------------------ the poll
-  // One chain of polls: pollNow (a new measure) cuts the wait short without starting a second chain.
+  // One chain of polls: pollNow (a new measure, the map created) cuts the wait short without starting a second chain.
   var waiting = null, busy = false;
   function schedule(ms) { clearTimeout(waiting); waiting = setTimeout(poll, ms); }
   gw.pollNow = function () { if (!busy) schedule(0); };
+  // The first full snapshot is asked for as soon as this script runs, on a page that may show the map
+  // (its head preloads the map layers): React creates the map a good while later, and the snapshot
+  // is drawn then, instead of being asked for only then.
+  var early = document.querySelector('link[rel="preload"][href="/api/entities.geojson"]') ?
+    fetch("/api/live?m=officers", {credentials: "same-origin", cache: "no-store"}).then(function (r) {
+      return r.status === 200 ? r.json() : null;
+    }).catch(function () { return null; }) : null;
   function poll() {
     waiting = null;
     var map = gw.getMap && gw.getMap();
     var wait = (gw.config && gw.config.pollMs) || 250;
     if (!map || !map._gwTermRenderer || !document.getElementById("gw-map")) { schedule(wait); return; }
+    if (early) {
+      var first = early;
+      early = null; busy = true; gw.live.polls++;
+      first.then(function (p) {
+        if (p && p.m === (gw.wantMeasure || "officers")) { gw.measure = p.m; gw.applyPayload(map, p); }
+      }).catch(function () { gw.live.errors++; }).then(function () { busy = false; schedule(0); });
+      return;
+    }
     var m = gw.wantMeasure || "officers";
     busy = true;
     if (m !== gw.measure) { gw.measure = m; gw.gh = ""; }

@@ -50,7 +50,8 @@ def _open(browser, url, sign_in_to: str | None = None):
 def test_wall_renders_map_grids_terminals_counters(wall, browser):
     page, errors, ready_s = _open(browser, wall.wall_url)  # the wall's own read-only token
     assert page.locator("#gw-map.leaflet-container").count() == 1
-    assert page.locator("path.leaflet-interactive").count() >= 530 + 59 - 5  # level-2 fills + level-1 outlines
+    assert page.locator("path.leaflet-interactive").count() >= 530 - 5  # level-2 fills (clickable)
+    assert page.locator(".leaflet-overlay-pane path").count() >= 530 + 59 - 5  # + level-1 outlines (not clickable)
     assert page.evaluate("() => window.gridwatch.terminalCount()") == 1000
     online = page.locator("#ctr-online").inner_text()
     assert online.endswith("1,000") and int(online.split("/")[0].replace(",", "")) > 900
@@ -65,6 +66,83 @@ def test_wall_renders_map_grids_terminals_counters(wall, browser):
     page.wait_for_function("() => window.gridwatch.getMap().getZoom() > window.gridwatch.cityFitZoom + 0.5", timeout=15_000)
     assert not [e for e in errors if "favicon" not in e], errors
     assert ready_s < 15
+
+
+def test_charts_load_plotly_basic_after_the_map_is_drawn(wall, browser):
+    """plotly.js runs only once the map is drawn (assets/charts_later.js), from the basic bundle:
+    the full plotly.min.js is never fetched, and the three charts are drawn with it."""
+    from dashboard.bundles import PLOTLY_URL
+
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})
+    urls: list[str] = []
+    page.on("request", lambda r: urls.append(r.url))
+    page.goto(wall.wall_url)
+    page.wait_for_function(READY, timeout=30_000)
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3"
+                           " && document.querySelectorAll('#chart-activity .scatterlayer .trace').length > 0", timeout=30_000)
+    drawn, lib = page.evaluate("() => [window.gridwatch.mapDrawnAt, window.gridwatch.chartsLibAt]")
+    assert drawn is not None and lib is not None and lib > drawn
+    assert page.locator("#chart-categories .pielayer .trace").count() == 1
+    assert page.locator("#chart-grids .barlayer .trace").count() == 1
+    assert any(u.endswith(PLOTLY_URL) for u in urls) and not any("plotly.min.js" in u for u in urls)
+    page.close()
+
+
+# A cluster on screen with no terminal within 15 px of its centre (a terminal there takes the click).
+FREE_CLUSTER = """() => { const g = window.gridwatch, m = g.getMap(), box = m.getContainer().getBoundingClientRect();
+  for (const el of document.querySelectorAll('.gw-cluster')) {
+    const r = el.getBoundingClientRect(), x = r.left + r.width / 2 - box.left, y = r.top + r.height / 2 - box.top;
+    if (x < 40 || y < 40 || x > box.width - 40 || y > box.height - 40) continue;
+    let near = false;
+    for (const id in g.markers) { const p = m.latLngToContainerPoint(g.markers[id].getLatLng()); if (Math.hypot(p.x - x, p.y - y) < 15) { near = true; break; } }
+    if (!near) return [r.left + r.width / 2, r.top + r.height / 2];
+  }
+  return null; }"""
+
+
+def test_entities_clustered_in_a_worker_and_a_cluster_click_zooms_in(wall, browser):
+    """All 70,000 entities are indexed off the main thread (assets/gwentities.js); the clusters
+    in view are drawn, and a click on one zooms to where it splits."""
+    page, errors, _ = _open(browser, wall.wall_url)
+    ent = page.evaluate("() => window.gridwatch.entities")
+    assert ent["ready"] and ent["count"] == 70_000 and ent["error"] is None
+    assert ent["shown"] >= page.locator(".gw-cluster").count() > 0
+    counts = page.evaluate("() => [...document.querySelectorAll('.gw-cluster span')].map(s => s.textContent)")
+    assert counts and all(c.replace(".", "").replace("k", "").isdigit() for c in counts)
+    zoom = page.evaluate("() => window.gridwatch.getMap().getZoom()")
+    pt = page.evaluate(FREE_CLUSTER)
+    assert pt is not None
+    page.mouse.click(*pt)
+    page.wait_for_function(f"() => window.gridwatch.getMap().getZoom() > {zoom}", timeout=10_000)
+    assert not [e for e in errors if "favicon" not in e], errors
+    page.close()
+
+
+def test_terminals_and_grids_asked_for_before_the_map_exists(wall, browser):
+    """gwlive.js asks for the first snapshot and gwgrids.js for the grids as soon as they run; the
+    map (created by React later) draws them at once."""
+    page, errors, _ = _open(browser, wall.wall_url)
+    starts = page.evaluate("""() => Object.fromEntries(performance.getEntriesByType('resource')
+        .filter(e => e.name.includes('/api/live') || e.name.includes('/api/grids'))
+        .map(e => [e.name.replace(location.origin, ''), e.startTime]).reverse())""")
+    created = page.evaluate("() => window.gridwatch.mapCreatedAt")
+    assert starts["/api/live?m=officers"] < created, (starts, created)
+    assert starts["/api/grids.geojson?level=2"] < created and starts["/api/grids.geojson?level=1"] < created
+    assert page.evaluate("() => window.gridwatch.grids.drawnAt") is not None
+    assert not [e for e in errors if "favicon" not in e], errors
+    page.close()
+
+
+def test_sign_in_page_starts_no_entity_worker(wall, browser):
+    page = browser.new_page()
+    urls: list[str] = []
+    page.on("request", lambda r: urls.append(r.url))
+    page.goto(wall.url + "/wall")  # no token, not an allowed address: the sign-in page
+    page.wait_for_selector("#signin-need", timeout=30_000)
+    page.wait_for_timeout(500)
+    assert page.evaluate("() => window.gridwatch.entities.ready") is False
+    assert not [u for u in urls if "/api/" in u or "supercluster" in u or "plotly" in u], urls
+    page.close()
 
 
 def test_operator_clicks_grid_terminal_and_replays(wall, browser):

@@ -64,8 +64,8 @@ def _audit(dsn: str, action: str, subject: str) -> list[tuple]:
 
 def _details(client, app, code: str = "360602001001"):
     return dash_call(client, app, "details.children",
-                     [{"id": "grids2", "property": "clickData", "value": {"properties": {"code": code}}},
-                      {"id": "term-sel", "property": "data", "value": None}], [], ["grids2.clickData"])
+                     [{"id": "grid-sel", "property": "data", "value": {"code": code, "n": 1}},
+                      {"id": "term-sel", "property": "data", "value": None}], [], ["grid-sel.data"])
 
 
 def _replay(client, app):

@@ -62,7 +62,7 @@ def test_a_hostile_grid_name_is_text_and_runs_nothing(wall, browser):
     assert page.evaluate("() => window.__xss") is None
     assert page.locator("img[src='x']").count() == 0
     # The details panel: the name as text.
-    page.evaluate(f"""() => window.dash_clientside.set_props('grids2', {{clickData: {{properties: {{code: '{CODE}'}}}}}})""")
+    page.evaluate(f"""() => window.dash_clientside.set_props('grid-sel', {{data: {{code: '{CODE}', n: 1}}}})""")
     page.wait_for_function(f"() => (document.getElementById('details') || {{}}).textContent.includes('{CODE}')", timeout=15_000)
     assert XSS in page.locator("#details").inner_text()
     assert page.locator("#details img").count() == 0
