@@ -100,6 +100,9 @@ class IngestService:
         """Run until stop() is called; the caller's thread becomes the worker."""
         self._connect_store()
         self.grids.locator()  # load the grid before the first batch, not during it
+        if not self.stop_event.is_set():
+            # housekeeping too: run from the loop, it came with the first batch, whose messages waited for it
+            self._maintain()
         if not self.settings.accept_unregistered:
             try:
                 self.registry.registered(())  # likewise the terminal registry
