@@ -17,6 +17,7 @@ capacity, with no publisher competing for the CPU), as fast as the publisher goe
 - ``ingest x1``: ``python -m ingest`` (receipts on, as shipped);
 - ``ingest x2``: two ingest processes on one shared subscription.
 
+Each consumer first takes a 2 s warm-up stream from other terminal ids (warm_up: not counted).
 Printed per run: stored/s (first publish -> last row committed), rows lost, untagged fixes,
 p50/p99 publish -> committed (the commit time PostgreSQL itself records for the row's
 transaction, ``track_commit_timestamp``, so no poll competes with the consumers), and CPU
@@ -177,14 +178,19 @@ def run(kind: str, s: Settings, n_fixes: int, n_terminals: int, load: str, logs:
     is published, then resumed: the rate they empty the broker's queue at is their own capacity,
     with no publisher competing for the two cores (latency there is only the backlog's age)."""
     prefix = f"b{uuid.uuid4().hex[:5]}-"
-    # fresh client ids and log files per run: no session, and no "ready" line, left from an earlier run
-    # (and group: an earlier run's offline members would still be dealt their share)
+    # Fresh client ids and log files per run: no session, and no "ready" line, left from an earlier
+    # run; a fresh group (an earlier run's offline members would still be dealt their share); and
+    # fresh topics: an earlier run's ingest keeps its persistent session, and the broker queued a
+    # copy of every later message for it, so its store grew by 60,000 messages a run and each 30 s
+    # autosave, which rewrites the store in the broker's one thread, stalled delivery for up to ~1 s.
     s = s.model_copy(update={"ingest_client_id": f"{s.ingest_client_id}-{prefix[:-1]}",
-                             "ingest_share_group": f"{s.ingest_share_group}{prefix[:-1]}"})
+                             "ingest_share_group": f"{s.ingest_share_group}{prefix[:-1]}",
+                             "topic_prefix": s.topic_prefix.replace("/gw/v1", f"/{prefix[:-1]}/gw/v1")})
     log = logs / f"bench-ingest-{kind.replace(' ', '')}-{load}.log"
     for old in logs.glob(f"{log.stem}*.log"):
         old.unlink()
     procs, app, table = start_consumers(kind, s, log)
+    warm_up(s, table, prefix, n_terminals)
     rcpt = bench_client(s, "rcpt")  # what receipts add to broker traffic
     got = {"n": 0}
     rcpt.on_message = lambda *a: got.__setitem__("n", got["n"] + 1)
@@ -245,6 +251,27 @@ def worst_seconds(stored_at: dict, publish_times: dict, first: float, n: int = 3
             sec = int(publish_times[k] - first)
             slowest[sec] = max(slowest.get(sec, 0.0), (t - publish_times[k]) * 1000)
     return sorted(slowest.items(), key=lambda kv: -kv[1])[:n]
+
+
+WARM_UP_FIXES, WARM_UP_RATE = 10_000, 5_000.0
+
+
+def warm_up(s: Settings, table: str, prefix: str, n_terminals: int) -> None:
+    """2 s of fixes at 5,000/s before the measured stream, from other terminal ids (not counted),
+    for every consumer alike. A process's first second pays one-off costs (its first statements
+    and plans, the day's chunk, caches filling): in runs without this the first second often held
+    a run's slowest fixes, up to 0.9 s, which is a cold start, not the steady latency measured here."""
+    warm = f"w{prefix}"
+    publish_fixes(WARM_UP_FIXES, n_terminals, s.mqtt_host, s.mqtt_port, rate=WARM_UP_RATE, prefix=s.topic_prefix,
+                  terminal_prefix=warm, username=s.mqtt_username, password=s.mqtt_password)
+    deadline = time.monotonic() + 60
+    with psycopg.connect(s.pg_dsn, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            n = conn.execute(f"SELECT count(*) FROM {table} WHERE terminal_id LIKE %s", (warm + "%",)).fetchone()[0]
+            if n >= WARM_UP_FIXES:
+                return
+            time.sleep(0.1)
+    raise RuntimeError(f"warm-up: the consumer stored only part of {WARM_UP_FIXES} fixes in 60 s")
 
 
 def _publish(results, kwargs: dict) -> None:
