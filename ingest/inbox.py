@@ -8,7 +8,6 @@ back-pressure reaches the broker, and the broker holds the rest in ingest's pers
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections import deque
@@ -50,8 +49,8 @@ class Budget:
 
 
 class Inbox:
-    """A FIFO with the ``queue.Queue`` calls ingest uses (put, get, get_nowait, qsize), and
-    ``take_batch``, the worker's batching policy under one lock."""
+    """A FIFO: the network thread puts, the worker takes batches (``take_batch``, the batching
+    policy under one lock)."""
 
     def __init__(self, max_count: int, max_bytes: int):
         self.budget = Budget(max_count, max_bytes)
@@ -103,24 +102,6 @@ class Inbox:
                 batch.append(msg)
             self._cond.notify_all()  # a put() waiting for room
             return batch
-
-    def get(self, timeout: float | None = None) -> Received:
-        with self._cond:
-            if not self._cond.wait_for(lambda: self._items, timeout):
-                raise queue.Empty
-            return self._take()
-
-    def get_nowait(self) -> Received:
-        with self._cond:
-            if not self._items:
-                raise queue.Empty
-            return self._take()
-
-    def _take(self) -> Received:
-        msg, cost = self._items.popleft()
-        self.budget.remove(cost)
-        self._cond.notify_all()
-        return msg
 
     def qsize(self) -> int:
         return self.budget.count

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 import uuid
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -66,13 +64,10 @@ def test_a_full_inbox_blocks_the_producer_until_the_worker_takes_and_loses_nothi
     wait_until(lambda: inbox.qsize() == 3, what="the inbox to fill")
     time.sleep(0.3)
     assert inbox.qsize() == 3 and not done.is_set()  # the producer waits: nothing dropped, nothing over
-    got = [inbox.get(timeout=5) for _ in range(10)]
+    got = [m for _ in range(10) for m in inbox.take_batch(1, first_timeout=5, window_s=0, idle_s=0)]
     assert done.wait(5) and [m.topic for m in got] == [m.topic for m in sent]  # all of them, in order
     assert inbox.bytes == 0 and inbox.blocked_s > 0.2
-    with pytest.raises(queue.Empty):
-        inbox.get_nowait()
-    with pytest.raises(queue.Empty):
-        inbox.get(timeout=0.05)
+    assert inbox.take_batch(10, first_timeout=0.05, window_s=0, idle_s=0) == []  # nothing left
 
 
 def _feed(inbox: Inbox, gaps_s: list[float]) -> threading.Thread:
