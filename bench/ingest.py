@@ -259,16 +259,16 @@ WARM_UP_FIXES, WARM_UP_RATE = 10_000, 5_000.0
 def warm_up(s: Settings, table: str, prefix: str, n_terminals: int) -> None:
     """2 s of fixes at 5,000/s before the measured stream, from other terminal ids (not counted),
     for every consumer alike. A process's first second pays one-off costs (its first statements
-    and plans, the day's chunk, caches filling): in runs without this the first second often held
-    a run's slowest fixes, up to 0.9 s, which is a cold start, not the steady latency measured here."""
+    and plans, the day's chunk, caches filling): in runs without this the first second was often a
+    run's worst (65-100 ms at 5,000/s), a cold start, not the steady latency measured here. (The
+    stalls of up to ~1 s seen then were the broker's, see run().)"""
     warm = f"w{prefix}"
     publish_fixes(WARM_UP_FIXES, n_terminals, s.mqtt_host, s.mqtt_port, rate=WARM_UP_RATE, prefix=s.topic_prefix,
                   terminal_prefix=warm, username=s.mqtt_username, password=s.mqtt_password)
     deadline = time.monotonic() + 60
     with psycopg.connect(s.pg_dsn, autocommit=True) as conn:
         while time.monotonic() < deadline:
-            n = conn.execute(f"SELECT count(*) FROM {table} WHERE terminal_id LIKE %s", (warm + "%",)).fetchone()[0]
-            if n >= WARM_UP_FIXES:
+            if count_stored(conn, table, warm) >= WARM_UP_FIXES:
                 return
             time.sleep(0.1)
     raise RuntimeError(f"warm-up: the consumer stored only part of {WARM_UP_FIXES} fixes in 60 s")
@@ -296,6 +296,11 @@ def _counts(dsn: str, table: str, prefix: str) -> tuple[int, int]:
                             " WHERE terminal_id LIKE %s", (prefix + "%",)).fetchone()
 
 
+def count_stored(conn: psycopg.Connection, table: str, prefix: str) -> int:
+    """Rows of ``table`` from the terminals whose ids start with ``prefix``."""
+    return conn.execute(f"SELECT count(*) FROM {table} WHERE terminal_id LIKE %s", (prefix + "%",)).fetchone()[0]
+
+
 def wait_stored(dsn: str, table: str, prefix: str, expected: int, publisher: threading.Thread) -> None:
     """Until every fix is stored, or the publisher is done and nothing new came for 15 s.
 
@@ -304,7 +309,7 @@ def wait_stored(dsn: str, table: str, prefix: str, expected: int, publisher: thr
     last, last_progress = -1, time.monotonic()
     with psycopg.connect(dsn, autocommit=True) as conn:
         while True:
-            n = conn.execute(f"SELECT count(*) FROM {table} WHERE terminal_id LIKE %s", (prefix + "%",)).fetchone()[0]
+            n = count_stored(conn, table, prefix)
             if n >= expected:
                 return
             if n != last:
