@@ -75,12 +75,12 @@ class _Session:
             self.inbuf += chunk
         self.sock.setblocking(False)
         self.out = bytearray()
-        self.unacked: dict[int, None] = {}
+        self.unacked: set[int] = set()
         self._ids = itertools.cycle(range(1, 65536))
 
     def publish(self, topic: bytes, payload: bytes) -> None:
         pid = next(self._ids)
-        self.unacked[pid] = None
+        self.unacked.add(pid)
         self.out += wire.publish_qos1(topic, pid, payload)
 
     def flush(self) -> None:
@@ -106,7 +106,8 @@ class _Session:
         for kind, body in got:
             if kind == wire.PUBACK:
                 pid, reason = wire.puback(body)
-                if self.unacked.pop(pid, 0) is None:
+                if pid in self.unacked:
+                    self.unacked.remove(pid)
                     acked += 1
                     refused += reason >= 0x80
         return acked, refused
