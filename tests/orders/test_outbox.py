@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import time
+import uuid
 
 import psycopg
 import pytest
@@ -17,7 +18,7 @@ import redis
 
 from orders import desk, outbox
 from orders.dispatcher import Dispatcher
-from orders.sender import SendFailed
+from orders.sender import MqttOrderSender, SendFailed
 from schemas.commands import SignedCommand
 from schemas.orders import GridTarget, OrderDraft
 from schemas.signing import key_id, load_private_key, load_public_key, verify_command
@@ -50,12 +51,26 @@ class Recorder:
         pass
 
 
-class AckingSender(Recorder):
+class BrokerSender(MqttOrderSender):
+    """The dispatcher's own sender on the real broker, keeping what the broker acknowledged."""
+
+    def __init__(self, settings):
+        super().__init__(settings.model_copy(update={"orders_client_id": f"{settings.orders_client_id}-{uuid.uuid4().hex[:6]}"}))
+        self.sent: list[tuple[str, bytes]] = []
+
+    def publish_all(self, messages):
+        messages = list(messages)
+        n = super().publish_all(messages)
+        self.sent.extend(messages)
+        return n
+
+
+class AckingSender(BrokerSender):
     """A terminal answers while its copies are being published, stored as ingest stores it; a lock
     the dispatcher held through the publish would make that insert fail after 2 s."""
 
-    def __init__(self, pg_dsn: str, command_id, terminal_id: str):
-        super().__init__()
+    def __init__(self, settings, pg_dsn: str, command_id, terminal_id: str):
+        super().__init__(settings)
         self.pg_dsn, self.command_id, self.terminal_id = pg_dsn, command_id, terminal_id
 
     def publish_all(self, messages):
@@ -64,6 +79,24 @@ class AckingSender(Recorder):
             ingest.execute("INSERT INTO command_ack (command_id, terminal_id, status, ts, received_at)"
                            " VALUES (%s, %s, 'received', now(), now())", (self.command_id, self.terminal_id))
         return n
+
+
+@pytest.fixture
+def broker_sender(order_settings):
+    """Real senders for a test: ``broker_sender(cls=BrokerSender, *args, start=True)``; all closed
+    afterwards. One not started is not connected, and its publish fails as the broker's absence does."""
+    made = []
+
+    def make(cls=BrokerSender, *args, start: bool = True):
+        sender = cls(order_settings, *args)
+        made.append(sender)
+        if start:
+            assert sender.start(10), "the dispatcher's sender could not connect to the broker"
+        return sender
+
+    yield make
+    for sender in made:
+        sender.close()
 
 
 def draft(city, grid="A", **kw):
@@ -145,14 +178,14 @@ def test_two_dispatchers_never_claim_the_same_recipient(db, city, live, order_se
         assert claim(two, 0.2) == mine
 
 
-def test_publish_holds_no_lock_and_an_early_ack_is_kept(db, city, live, order_settings, keys, pg_dsn):
+def test_publish_holds_no_lock_and_an_early_ack_is_kept(db, city, live, order_settings, keys, pg_dsn, broker_sender):
     """A terminal may answer before the dispatcher has marked its copy sent: ingest's insert of the
     ack is not blocked (it would hold up a whole batch of fixes), and mark_sent does not move the
     recipient back from received to sent."""
     created = desk.issue(db, live[0], order_settings, draft(city, "A"), "duty1")
     first, second = city.terminals["A"]
 
-    d = dispatcher(order_settings, keys, AckingSender(pg_dsn, created.command_id, first))
+    d = dispatcher(order_settings, keys, broker_sender(AckingSender, pg_dsn, created.command_id, first))
     d.send_queued()
     assert states(db, created.command_id) == {first: "received", second: "sent"}
     attempts = dict(db.execute("SELECT terminal_id, attempts FROM order_recipient WHERE command_id = %s",
@@ -241,15 +274,16 @@ def _due_for_resend(db, command_id) -> None:
                (command_id,))
 
 
-def test_a_resend_holds_no_lock_and_an_ack_meanwhile_is_kept(db, city, live, order_settings, keys, pg_dsn):
+def test_a_resend_holds_no_lock_and_an_ack_meanwhile_is_kept(db, city, live, order_settings, keys, pg_dsn,
+                                                              broker_sender):
     """Re-sends are leased like first sends: an ack stored while they are published is not
     blocked, and recording the re-send does not move its recipient back to sent."""
     created = desk.issue(db, live[0], order_settings, draft(city, "A", priority="critical"), "duty1")
     first, second = city.terminals["A"]
-    d = dispatcher(order_settings, keys, Recorder())
+    d = dispatcher(order_settings, keys, broker_sender())
     d.send_queued()
     _due_for_resend(db, created.command_id)
-    d.sender = acking = AckingSender(pg_dsn, created.command_id, first)
+    d.sender = acking = broker_sender(AckingSender, pg_dsn, created.command_id, first)
     d.follow_up()
     assert len(copies_of(acking.sent, created.command_id)) == 2
     assert states(db, created.command_id) == {first: "received", second: "sent"}
@@ -262,16 +296,16 @@ def test_a_resend_holds_no_lock_and_an_ack_meanwhile_is_kept(db, city, live, ord
     d.close()
 
 
-def test_a_failed_resend_gives_the_lease_back(db, city, live, order_settings, keys):
+def test_a_failed_resend_gives_the_lease_back(db, city, live, order_settings, keys, broker_sender):
     created = desk.issue(db, live[0], order_settings, draft(city, "B", priority="critical"), "duty1")
-    d = dispatcher(order_settings, keys, Recorder())
+    d = dispatcher(order_settings, keys, broker_sender())
     d.send_queued()
     _due_for_resend(db, created.command_id)
-    d.sender = Recorder(fail=True)
+    d.sender = broker_sender(start=False)  # no broker connection: the re-send fails
     d.follow_up()
     assert set(dict(db.execute("SELECT terminal_id, attempts FROM order_recipient WHERE command_id = %s",
                                (created.command_id,)).fetchall()).values()) == {1}
-    d.sender = rec = Recorder()  # the broker is back: due again at once, not after another re-send interval
+    d.sender = rec = broker_sender()  # the broker is back: due again at once, not after another re-send interval
     d.follow_up()
     assert len(copies_of(rec.sent, created.command_id)) == 2
     assert set(dict(db.execute("SELECT terminal_id, attempts FROM order_recipient WHERE command_id = %s",
