@@ -41,6 +41,26 @@ REFUSED = (psycopg.DataError, psycopg.IntegrityError, ValueError, TypeError)
 MISCONFIGURED = (psycopg.ProgrammingError, psycopg.NotSupportedError)
 
 
+class Laps:
+    """Where one round of the worker went: the milliseconds of each named step, in order."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[str, float]] = []
+        self._t = time.perf_counter()
+
+    def mark(self, step: str) -> None:
+        now = time.perf_counter()
+        self.steps.append((step, (now - self._t) * 1000))
+        self._t = now
+
+    @property
+    def total_ms(self) -> float:
+        return sum(ms for _, ms in self.steps)
+
+    def text(self) -> str:
+        return f"{self.total_ms:.0f} ms (" + ", ".join(f"{step} {ms:.0f}" for step, ms in self.steps) + ")"
+
+
 @dataclass
 class Stats:
     received: int = 0
@@ -57,6 +77,11 @@ class Stats:
     age_max_ms: float = 0.0  # first message's arrival -> its batch acknowledged
     store_max_ms: float = 0.0
     batch_max: int = 0
+    round_max: Laps | None = None  # the worker's longest round (batch taken -> ready for the next), by step
+
+    def round_done(self, laps: Laps) -> None:
+        if self.round_max is None or laps.total_ms > self.round_max.total_ms:
+            self.round_max = laps
 
     def batch_done(self, size: int, age_ms: float, store_ms: float) -> None:
         self.batches += 1
@@ -72,6 +97,7 @@ class Stats:
                 f"({backlog_bytes / 2**20:.1f} MiB), "
                 f"largest batch {self.batch_max}, slowest store {self.store_max_ms:.0f} ms, "
                 f"oldest message at its ack {self.age_max_ms:.0f} ms, "
+                f"longest round {self.round_max.text() if self.round_max else '-'}, "
                 f"{self.db_errors} database errors, {self.redis_errors} Redis errors")
 
 
@@ -136,11 +162,15 @@ class IngestService:
         last_report = time.monotonic()
         while not self.stop_event.is_set():
             batch = self._next_batch()
+            laps = Laps()
             if batch:
-                self._process(batch)
+                self._process(batch, laps)
             now = time.monotonic()
             if self.receipts:
                 self._send_receipts(now)
+                laps.mark("receipts")
+            if batch:
+                self.stats.round_done(laps)
             if now - last_report >= self.settings.stats_interval_s:
                 log.info("throughput: %s", self.stats.line(self.inbox.qsize(), self.inbox.bytes))
                 self.stats = Stats()
@@ -160,7 +190,7 @@ class IngestService:
         s = self.settings
         return self.inbox.take_batch(s.ingest_batch_max, 0.2, s.ingest_batch_ms / 1000, s.ingest_idle_ms / 1000)
 
-    def _process(self, batch: list[Received]) -> None:
+    def _process(self, batch: list[Received], laps: Laps) -> None:
         registered = None  # accept every terminal id
         if not self.settings.accept_unregistered:
             registered = self._registered_until_known(batch)
@@ -170,16 +200,19 @@ class IngestService:
         for d in decoded.dead:
             _log_dead_letter(d)
         tag_grids(decoded, self.grids.locator())
-        t_store = time.perf_counter()
+        laps.mark("decode")
         stored = self._store_until_done(batch, decoded, registered)
-        store_ms = (time.perf_counter() - t_store) * 1000
+        laps.mark("store")
         if stored is None:  # stopping while the database is down: nothing acked, the broker keeps it
             return
         self._update_live(stored)
+        laps.mark("live")
         self.receiver.ack(batch)
         if self.settings.ingest_receipts:
             # after the commit: every message of the batch is now stored, a repeat, or a dead letter
             self.receipts.add(handled_seqs(decoded, self.topics))
+        laps.mark("ack")
+        store_ms = dict(laps.steps)["store"]
         for s in (self.stats, self.totals):
             s.received += len(batch)
             s.fixes += len(stored.fixes)
