@@ -1,6 +1,7 @@
-"""The dispatcher's steps on the real database and Redis with a recording sender (the transport
-is the only fake): what is published equals what is stored, nothing is marked sent without the
-broker's ack, two dispatchers never claim the same recipient, keygen."""
+"""The dispatcher's steps on the real database, Redis and broker, publishing through its own
+sender (which keeps a copy of what the broker acknowledged): what is published equals what is
+stored, nothing is marked sent without the broker's ack, two dispatchers never claim the same
+recipient, keygen."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import redis
 
 from orders import desk, outbox
 from orders.dispatcher import Dispatcher
-from orders.sender import MqttOrderSender, SendFailed
+from orders.sender import MqttOrderSender
 from schemas.commands import SignedCommand
 from schemas.orders import GridTarget, OrderDraft
 from schemas.signing import key_id, load_private_key, load_public_key, verify_command
@@ -30,25 +31,6 @@ def copies_of(sent, command_id) -> list[tuple[str, bytes]]:
     """The copies of one command (the session database may hold other tests' queued rows)."""
     return [(t, p) for t, p in sent
             if json.loads(SignedCommand.model_validate_json(p).cmd)["command_id"] == str(command_id)]
-
-
-class Recorder:
-    def __init__(self, fail: bool = False):
-        self.sent: list[tuple[str, bytes]] = []
-        self.fail = fail
-
-    def publish(self, topic, payload):
-        self.publish_all([(topic, payload)])
-
-    def publish_all(self, messages):
-        if self.fail:
-            raise SendFailed("no PUBACK (test)")
-        messages = list(messages)
-        self.sent.extend(messages)
-        return len(messages)
-
-    def close(self):
-        pass
 
 
 class BrokerSender(MqttOrderSender):
@@ -107,9 +89,9 @@ def dispatcher(order_settings, keys, sender):
     return Dispatcher(order_settings, sender, keys[0], redis.Redis.from_url(order_settings.redis_url, decode_responses=True))
 
 
-def test_published_copy_is_the_stored_content_signed_and_addressed(db, city, live, order_settings, keys):
+def test_published_copy_is_the_stored_content_signed_and_addressed(db, city, live, order_settings, keys, broker_sender):
     created = desk.issue(db, live[0], order_settings, draft(city, lat=28.2, lon=117.0), "duty1")
-    rec = Recorder()
+    rec = broker_sender()
     d = dispatcher(order_settings, keys, rec)
     d.send_queued()
     rec.sent = copies_of(rec.sent, created.command_id)
@@ -135,9 +117,9 @@ def cmd_now():
     return datetime.now(UTC)
 
 
-def test_nothing_is_marked_sent_without_the_brokers_ack(db, city, live, order_settings, keys):
+def test_nothing_is_marked_sent_without_the_brokers_ack(db, city, live, order_settings, keys, broker_sender):
     created = desk.issue(db, live[0], order_settings, draft(city, "B"), "duty1")
-    d = dispatcher(order_settings, keys, Recorder(fail=True))
+    d = dispatcher(order_settings, keys, broker_sender(start=False))  # no broker connection: no PUBACK
     d.stop_event.set()  # no back-off sleep in the test
     assert d.send_queued() == 0
     rows = db.execute("SELECT state, attempts FROM order_recipient WHERE command_id = %s", (created.command_id,)).fetchall()
@@ -147,12 +129,13 @@ def test_nothing_is_marked_sent_without_the_brokers_ack(db, city, live, order_se
     d.close()
 
 
-def test_a_recipient_no_valid_copy_can_be_made_for_is_rejected_and_the_rest_go(db, city, live, order_settings, keys):
+def test_a_recipient_no_valid_copy_can_be_made_for_is_rejected_and_the_rest_go(db, city, live, order_settings, keys,
+                                                                                 broker_sender):
     # the registry accepts any text as a terminal id; the wire does not ('.' is not allowed in a topic id)
     bad = f"{city.tag}.odd"
     db.execute("INSERT INTO terminal (terminal_id, person_id) VALUES (%s, %s)", (bad, f"{city.tag}P001"))
     created = desk.issue(db, live[0], order_settings, draft(city, "A"), "duty1")
-    rec = Recorder()
+    rec = broker_sender()
     d = dispatcher(order_settings, keys, rec)
     d.send_queued()
     got = dict(db.execute("SELECT terminal_id, state || ':' || coalesce(reason, '') FROM order_recipient"
@@ -194,13 +177,12 @@ def test_publish_holds_no_lock_and_an_early_ack_is_kept(db, city, live, order_se
     d.close()
 
 
-def test_a_failed_publish_releases_the_claim(db, city, live, order_settings, keys):
+def test_a_failed_publish_releases_the_claim(db, city, live, order_settings, keys, broker_sender):
     created = desk.issue(db, live[0], order_settings, draft(city, "B"), "duty1")
-    d = dispatcher(order_settings, keys, Recorder(fail=True))
+    d = dispatcher(order_settings, keys, broker_sender(start=False))  # no broker connection: the publish fails
     d.stop_event.set()  # no back-off sleep in the test
     d.send_queued()
-    rec = Recorder()
-    d.sender = rec  # the broker is back: the recipients go out at once, not after the lease
+    d.sender = rec = broker_sender()  # the broker is back: the recipients go out at once, not after the lease
     d.send_queued()
     assert len(copies_of(rec.sent, created.command_id)) == 2
     assert set(states(db, created.command_id).values()) == {"sent"}
