@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -30,6 +31,13 @@ from schemas.topics import RedisKeys, Topics
 log = logging.getLogger("gridwatch.ingest")
 
 MAINTENANCE_EVERY_S = 3600
+# The cyclic garbage collector, tuned for a stream: nearly everything ingest allocates per message
+# is freed by reference counting, yet at 10,000 fixes/s the collector ran about 30 times a second,
+# and each full collection walked every object loaded at start-up (the grid, the libraries) with
+# the GIL held: 30-43 ms in which no message moved. Start-up's objects are frozen out of every
+# collection, and a larger first generation makes collections rare (measured at 10,000/s: GC
+# time per 10 s from ~190 ms with 43 ms pauses to ~2 ms, 1.3 ms at most).
+GC_THRESHOLDS = (10_000, 20, 50)
 # What PostgreSQL refuses because of the data itself: retrying cannot help, isolating can.
 # ValueError/TypeError: the driver could not even encode a value (e.g. text PostgreSQL cannot
 # hold); decode is meant to stop those first, and if one slips through it must cost one message,
@@ -134,6 +142,9 @@ class IngestService:
                 self.registry.registered(())  # likewise the terminal registry
             except psycopg.Error as exc:
                 log.error("could not load the terminal registry (%s); will retry with the first batch", exc)
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
         self.receiver.start()
         try:
             self._loop()
