@@ -13,9 +13,9 @@ Where it reads from, and why (Redis is not the record):
   after the mark passed it. Each cycle also evaluates events in ``(mark - alerts_overlap_s,
   mark]`` not yet seen, and once a minute a sweep does so over ``alerts_sweep_s`` (a batch
   held back by a database outage).
-* ingest's Redis stream (``stream:events``) is only a doorbell: the engine blocks on it for
-  at most ``alerts_poll_s`` so an SOS is evaluated as soon as it is committed. A flushed,
-  restarted or absent Redis only means the engine polls on its timer.
+* ingest's Redis stream (``stream:events``) is only a doorbell (``alerts.doorbell``): the
+  engine blocks on it for at most ``alerts_poll_s`` so an SOS is evaluated as soon as it is
+  committed. A flushed, restarted or absent Redis only means the engine polls on its timer.
 * Condition rules need each terminal's newest fix, not every fix: every ``alerts_state_s``
   one index probe per registered terminal reads its newest fix (cost by terminals, not by
   the fix rate, so the engine keeps up with any ingest rate). Terminal state (last seen,
@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import psycopg
-import redis
 
 from alerts import lifecycle, rules, store
+from alerts.doorbell import Doorbell, doorbell_client
 from alerts.model import DutyHours, EventIn, TerminalState, Thresholds
 from schemas.alert import AlertKind, AlertAction
 from schemas.events import EventKind
@@ -87,16 +87,14 @@ class AlertEngine:
         self.conn: psycopg.Connection | None = None  # the events loop's
         self.state_conn: psycopg.Connection | None = None  # the state loop's
         self._lock = threading.Lock()  # terminal state is folded by both loops
-        self.redis = redis.Redis.from_url(settings.redis_url, socket_timeout=settings.alerts_poll_s + 5,
-                                          socket_connect_timeout=2)
+        self.doorbell = Doorbell(doorbell_client(settings.redis_url, settings.alerts_poll_s), self.keys.events,
+                                 settings.alerts_poll_s, self.stop_event)
         self.people = {}
         self.grid_names: dict[str, str] = {}
         self.centroids: dict[str, tuple[float, float]] = {}
         self.states: dict[str, TerminalState] = {}
         self.dirty: set[str] = set()
         self.stats = Stats()
-        self._stream_id = "$"
-        self._redis_down_until = 0.0
         self._next = {"state": 0.0, "sweep": 0.0, "registry": 0.0, "checkpoint": 0.0, "report": 0.0, "prune": 0.0}
 
     # ------------------------------------------------------------------ lifecycle
@@ -119,7 +117,7 @@ class AlertEngine:
                 except Exception:  # a defect or a schema problem: keep the process (and the state loop) alive
                     log.exception("events step failed (nothing committed); retrying in %.0f s", FAILURE_BACKOFF_S)
                     self.stop_event.wait(FAILURE_BACKOFF_S)
-                self._wait_for_news()
+                self.doorbell.wait()
         finally:
             self.stop_event.set()
             worker.join(timeout=30)
@@ -382,21 +380,3 @@ class AlertEngine:
             people = store.load_people(conn)
             self.grid_names, self.centroids = store.load_grids(conn)
         self.people = people  # one assignment: the other loop sees the old map or the new one
-
-    # ------------------------------------------------------------------ the doorbell
-    def _wait_for_news(self) -> None:
-        """Block on ingest's event stream for at most alerts_poll_s; Redis trouble means plain polling."""
-        timeout = self.s.alerts_poll_s
-        if time.monotonic() < self._redis_down_until:
-            self.stop_event.wait(timeout)
-            return
-        try:
-            got = self.redis.xread({self.keys.events: self._stream_id}, count=1000, block=max(1, int(timeout * 1000)))
-            for _stream, entries in got or []:
-                if entries:
-                    self._stream_id = entries[-1][0]
-        except redis.RedisError as exc:
-            log.warning("Redis doorbell unavailable (%s); polling every %.2f s", exc, timeout)
-            self._stream_id = "$"
-            self._redis_down_until = time.monotonic() + 10
-            self.stop_event.wait(timeout)
