@@ -5,6 +5,7 @@
     terminal revoke ID                           cut it off now and refuse it from then on
     terminal grids ID CODE ...                   the grids whose command topics it may read
     terminal list                                terminal accounts on the broker
+    terminal sync [ID ...] [--dry-run]           terminals' grids as the registry says (person_grid)
     account add NAME --duty ingest|orders        another platform process (e.g. gridwatch-ingest-2)
     check                                        the admin account can manage the broker
 
@@ -21,13 +22,14 @@ import shutil
 import sys
 from pathlib import Path
 
-from broker import accounts, conf, secrets
+import psycopg
+
+from broker import accounts, conf, secrets, sync
 from broker.control import ControlError, DynsecControl
 from schemas.settings import get_settings
 from schemas.topics import TERMINAL_ID_PATTERN, Topics
 
 log = logging.getLogger("gridwatch.broker")
-ROLE_EXISTS = "Role already exists"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     gr.add_argument("id")
     gr.add_argument("codes", nargs="*")
     t.add_parser("list")
+    sy = t.add_parser("sync", help="set every terminal account's grids to the registry's (person_grid)")
+    sy.add_argument("ids", nargs="*", help="only these terminals (default: all)")
+    sy.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
     acct = sub.add_parser("account", help="platform accounts").add_subparsers(dest="action", required=True)
     aa = acct.add_parser("add")
     aa.add_argument("name")
@@ -97,6 +102,11 @@ def _dispatch(args: argparse.Namespace, s) -> int:
 
 
 def _terminal(broker: DynsecControl, s, topics: Topics, args: argparse.Namespace) -> int:
+    if args.action == "sync":
+        with psycopg.connect(s.pg_dsn) as conn:
+            plan = sync.sync_terminal_grids(s, conn, broker, args.dry_run, args.ids)
+        print(sync.report(plan, args.dry_run))
+        return 0
     if args.action == "list":
         clients = broker.run([accounts.command("listClients")])[0]["data"]["clients"]
         print("\n".join(sorted(c for c in clients if accounts.is_terminal_account(c))))
@@ -106,7 +116,7 @@ def _terminal(broker: DynsecControl, s, topics: Topics, args: argparse.Namespace
         return 2
     if args.action == "add":
         password = secrets.new_password()
-        broker.run(accounts.add_terminal(topics, args.id, password, args.grid), tolerate=[ROLE_EXISTS])
+        broker.run(accounts.add_terminal(topics, args.id, password, args.grid), tolerate=[accounts.ROLE_EXISTS])
         _hand_over(s, args.id, password, args.save)
         log.info("terminal %s added (grids: %s)", args.id, ", ".join(args.grid) or "none")
     elif args.action == "rotate":
@@ -119,7 +129,7 @@ def _terminal(broker: DynsecControl, s, topics: Topics, args: argparse.Namespace
         secrets.update(s.mqtt_secrets_file, remove=[args.id])
         log.info("terminal %s revoked: disconnected now, refused from now on", args.id)
     elif args.action == "grids":
-        broker.run(accounts.set_terminal_grids(topics, args.id, args.codes), tolerate=[ROLE_EXISTS])
+        broker.run(accounts.set_terminal_grids(topics, args.id, args.codes), tolerate=[accounts.ROLE_EXISTS])
         log.info("terminal %s reads the commands of grids: %s", args.id, ", ".join(args.codes) or "none")
     return 0
 

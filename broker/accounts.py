@@ -28,6 +28,7 @@ ADMIN = "gridwatch-admin"
 INGEST = "gridwatch-ingest-1"
 ORDERS = "gridwatch-orders-1"
 DEV = "gridwatch-dev"
+ROLE_EXISTS = "Role already exists"  # the broker's answer to createRole for a grid's second terminal: not an error
 HASH_ITERATIONS = 101  # what mosquitto_ctrl itself writes; the salt is random per password
 
 

@@ -20,6 +20,7 @@ from schemas.settings import Settings
 log = logging.getLogger("gridwatch.broker")
 
 REQUEST = "$CONTROL/dynamic-security/v1"
+BATCH = 200  # commands per request: one JSON message each way, answered in one
 RESPONSE = "$CONTROL/dynamic-security/v1/response"
 
 
@@ -99,6 +100,11 @@ class DynsecControl:
             if error and error not in tolerate:
                 raise ControlError(f"{cmd['command']} {_subject(cmd)}: {error}")
         return responses
+
+    def run_batched(self, commands: list[dict], tolerate: Iterable[str] = ()) -> None:
+        """Many commands, BATCH to a request (one JSON message each way per request)."""
+        for i in range(0, len(commands), BATCH):
+            self.run(commands[i:i + BATCH], tolerate)
 
 
 def _subject(cmd: dict) -> str:

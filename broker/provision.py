@@ -13,8 +13,6 @@ from broker.control import DynsecControl
 from schemas.settings import Settings
 from schemas.topics import Topics
 
-BATCH = 200  # commands per control request: one JSON message each, answered in one
-
 
 def ensure_terminals(settings: Settings, terminals: Mapping[str, Iterable[str]]) -> dict[str, str]:
     """``terminals``: id -> its grid codes. Returns id -> password for every one of them."""
@@ -32,8 +30,7 @@ def ensure_terminals(settings: Settings, terminals: Mapping[str, Iterable[str]])
                 commands += accounts.rotate_password(tid, fresh[tid]) + accounts.set_terminal_grids(topics, tid, grids)
             else:
                 commands += accounts.add_terminal(topics, tid, fresh[tid], grids)
-        for i in range(0, len(commands), BATCH):
-            broker.run(commands[i:i + BATCH], tolerate=["Role already exists"])
+        broker.run_batched(commands, tolerate=[accounts.ROLE_EXISTS])
     if fresh:
         secrets.update(settings.mqtt_secrets_file, fresh)
     return {tid: known.get(tid) or fresh[tid] for tid in terminals if tid in fresh or tid in known}

@@ -49,6 +49,25 @@ def _print_report(rep) -> None:
     print(f"  {len(rep.errors)} rejected, {len(rep.problems) - len(rep.errors)} warnings")
 
 
+def _sync_broker_grids(conn, dsn: str | None) -> None:
+    """Terminals' broker accounts follow the registry just imported (broker.sync): the grids whose
+    command topics each may read. Only for the city's own database (GRIDWATCH_PG_DSN), whose
+    terminals the broker serves, and only where this host keeps the broker's admin password."""
+    from broker import sync
+    from broker.control import ControlError, DynsecControl
+
+    s = _settings()
+    if dsn not in (None, s.pg_dsn):
+        log.info("registry imported into another database than GRIDWATCH_PG_DSN: broker accounts left as they are")
+        return
+    try:
+        with DynsecControl(s) as broker:
+            print(sync.report(sync.sync_terminal_grids(s, conn, broker), dry_run=False))
+    except ControlError as exc:
+        log.warning("terminals' broker grids not synced (%s); run `python -m broker terminal sync` where the "
+                    "broker's admin password is kept", exc)
+
+
 def cmd_import(a) -> int:
     from grid.importer import STANDARD_FILES, GeoJsonMapping, import_files
 
@@ -71,7 +90,8 @@ def cmd_import(a) -> int:
     with _connect(a.dsn) as conn:
         rep = import_files(conn, bbox=tuple(_settings().city_bbox), repair=a.repair, mapping=mapping, encoding=a.encoding,
                            **paths)
-    _print_report(rep)
+        _print_report(rep)
+        _sync_broker_grids(conn, a.dsn)
     return 1 if rep.errors else 0
 
 
@@ -126,7 +146,8 @@ def cmd_demo(a) -> int:
     with conn:
         rep = import_files(conn, bbox=tuple(_settings().city_bbox),
                            **{k: out / v for k, v in democity.FILES.items() if k != "city"})
-    _print_report(rep)
+        _print_report(rep)
+        _sync_broker_grids(conn, a.dsn)
     log.info("demo city ready in %.1fs", time.monotonic() - t0)
     return 1 if rep.errors else 0
 
