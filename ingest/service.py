@@ -212,6 +212,7 @@ class IngestService:
             _log_dead_letter(d)
         tag_grids(decoded, self.grids.locator())
         laps.mark("decode")
+        self._rebuild_live_if_lost()  # before the write: the rebuild must not already hold this batch
         stored = self._store_until_done(batch, decoded, registered)
         laps.mark("store")
         if stored is None:  # stopping while the database is down: nothing acked, the broker keeps it
@@ -293,30 +294,25 @@ class IngestService:
                 total.merge(self.pg.write(Decoded(dead=[letter])))
         return total
 
-    def _update_live(self, stored: Stored) -> None:
-        """Live state is derived: a Redis failure is logged and repaired by a rebuild later.
-
-        A Redis restart or flush loses the live keys; the batch's own update tells (it checks the
-        marker a rebuild leaves), so noticing costs no round trip of its own before the commit.
-        The rebuild runs after the batch is applied: it restores from PostgreSQL, which holds this
-        batch too, and overwrites what the batch just added, so nothing is counted twice."""
+    def _rebuild_live_if_lost(self) -> None:
+        """A Redis restart or flush loses the live keys; one EXISTS per batch notices it."""
         try:
-            intact = self.live.apply(stored)
+            if self._live_stale or self.live.needs_rebuild():
+                # its own connection: the writer's must never be left inside a read transaction
+                with pg_connect(self.settings, "gridwatch-ingest-rebuild") as conn:
+                    self.live.rebuild(conn)
+                self._live_stale = False
+        except (redis.RedisError, psycopg.Error) as exc:
+            log.error("live state rebuild failed (%s); will retry", exc)
+
+    def _update_live(self, stored: Stored) -> None:
+        """Live state is derived: a Redis failure is logged and repaired by a rebuild later."""
+        try:
+            self.live.apply(stored)
         except redis.RedisError as exc:
             self.stats.redis_errors += 1
             self._live_stale = True
             log.error("Redis update failed (%s); live state will be rebuilt when Redis is back", exc)
-            return
-        if intact and not self._live_stale:
-            return
-        try:
-            # its own connection: the writer's must never be left inside a read transaction
-            with pg_connect(self.settings, "gridwatch-ingest-rebuild") as conn:
-                self.live.rebuild(conn)
-            self._live_stale = False
-        except (redis.RedisError, psycopg.Error) as exc:
-            self._live_stale = True
-            log.error("live state rebuild failed (%s); will retry", exc)
 
     def _maintain(self) -> None:
         self._last_maintenance = time.monotonic()

@@ -102,11 +102,11 @@ class LiveStore:
             day = self._days[quarter] = ts.astimezone(self.tz).strftime("%Y-%m-%d")
         return day
 
-    def apply(self, stored: Stored) -> bool:
-        """Add a stored batch to the live state; False when the live keys had been lost before it
-        (no rebuild marker: Redis restarted or was flushed), so the caller must rebuild them."""
+    def needs_rebuild(self) -> bool:
+        return not self.r.exists(self.keys.built)
+
+    def apply(self, stored: Stored) -> None:
         pipe = self.r.pipeline(transaction=False)
-        pipe.exists(self.keys.built)
         self._apply_fixes(pipe, stored)
         self._apply_events(pipe, stored)
         for s in stored.statuses:
@@ -116,7 +116,7 @@ class LiveStore:
             pipe.xadd(self.keys.events, {"kind": "status", "terminal_id": s.terminal_id, "online": int(s.online),
                                          "ts": s.ts.timestamp()}, maxlen=self.stream_maxlen, approximate=True)
         pipe.incr(self.keys.version)
-        return bool(pipe.execute()[0])
+        pipe.execute()
 
     def _apply_fixes(self, pipe, stored: Stored) -> None:
         newest: dict[str, object] = {}
