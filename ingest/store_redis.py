@@ -210,6 +210,12 @@ class LiveStore:
             (started - timedelta(days=1),)
         ):
             seen[tid] = max(seen.get(tid, 0.0), ts.timestamp())
+        for tid, ts in conn.execute(
+            # an "online" status is the terminal speaking too: apply() counts it as seen, and so must a rebuild
+            "SELECT terminal_id, max(least(ts, received_at)) FROM terminal_status WHERE online AND received_at > %s"
+            " GROUP BY 1", (started - timedelta(days=1),)
+        ):
+            seen[tid] = max(seen.get(tid, 0.0), ts.timestamp())
         if seen:
             pipe.zadd(self.keys.last_seen, seen)
         for tid, online in conn.execute(

@@ -165,6 +165,19 @@ def test_live_state_is_rebuilt_after_redis_loses_it(ingest, terminal, db, live):
     assert r.get(keys.built)
 
 
+def test_a_rebuild_keeps_a_terminal_heard_from_only_by_its_status(ingest, terminal, db, live):
+    """Seen is what apply() says it is: a rebuild from PostgreSQL counts an "online" status too,
+    or a terminal that has only connected would not count as back (the dispatcher re-sends on that)."""
+    r, keys = live
+    t = tid()
+    terminal.publish(t, "status", {"online": True, "ts": datetime.now(timezone.utc).isoformat()})
+    wait_until(lambda: r.zscore(keys.last_seen, t), what="seen from its status")
+    r.delete(*[k for k in r.scan_iter(match=keys.prefix + "*")])  # Redis restarted: nothing kept
+    terminal.publish(tid(), "gps", fix(0))  # the next batch rebuilds
+    wait_until(lambda: r.get(keys.built), timeout=15, what="live state rebuilt")
+    assert r.zscore(keys.last_seen, t)
+
+
 def test_text_postgresql_cannot_store_is_dead_lettered_not_retried_forever(ingest, terminal, db):
     t = tid()
     event = {"seq": 1, "ts": datetime.now(timezone.utc).isoformat(), "kind": "report",
