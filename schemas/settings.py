@@ -103,7 +103,9 @@ class Settings(BaseSettings):
         "({prefix}/rcpt/t/{id}, QoS 0); terminals re-send what no receipt names. Off only to measure their cost"
     )
     ingest_receipt_interval_s: float = Field(
-        1.0, description="Ingest: at most one receipt per terminal this often (seqs stored meanwhile are coalesced)"
+        5.0, description="Ingest: at most one receipt per terminal this often (seqs stored meanwhile are coalesced). "
+        "Well inside a terminal's 30 s wait before it re-sends; at 1 s a terminal sending a fix a second got a receipt "
+        "per fix, doubling the broker's messages (and, with two ingest processes, each sent its own)"
     )
     ingest_shared: bool = Field(
         False, description="Ingest: subscribe through the shared group GRIDWATCH_INGEST_SHARE_GROUP (several ingest "
