@@ -77,6 +77,7 @@ class Profile:
     drain_s: float  # longest wait for every fix to be confirmed at the end of a row
 
 
+RECEIPT_SHARE = Settings.model_fields["ingest_receipt_interval_s"].default / TerminalConfig.receipt_timeout_s
 SHORT = Profile(terminals=40, period_s=0.5, warm_s=2, down_s=3, after_s=3, receipt_timeout_s=3, drain_s=40)
 FULL = Profile(terminals=300, period_s=1.0, warm_s=5, down_s=10, after_s=10, receipt_timeout_s=10, drain_s=120)
 
@@ -303,6 +304,9 @@ class FaultRun:
             "ingest_batch_ms": 50, "stats_interval_s": 5.0, "grid_reload_s": 2.0, "log_level": "INFO",
             "order_signing_key": keys / "order_signing.pem", "order_public_key": keys / "order_signing.pub.pem",
             "pg_connect_timeout_s": 3,
+            # receipts as often, relative to the terminals' (shortened) wait before a re-send, as in
+            # production (30 s / 5 s): a receipt slower than the wait makes every fix a re-send
+            "ingest_receipt_interval_s": self.p.receipt_timeout_s * RECEIPT_SHARE,
         })
         subprocess.run([sys.executable, "-m", "orders", "keygen", "--if-missing"], cwd=ROOT, check=True,
                        env=self.s.as_env(os.environ), capture_output=True)
