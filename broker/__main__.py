@@ -7,6 +7,7 @@
     terminal list                                terminal accounts on the broker
     terminal sync [ID ...] [--dry-run]           terminals' grids as the registry says (person_grid)
     account add NAME --duty ingest|orders        another platform process (e.g. gridwatch-ingest-2)
+    account rotate NAME                          new password; the running process reconnects with it
     check                                        the admin account can manage the broker
 
 Set-up steps (./gw setup): ``render-conf`` and ``init-accounts`` (while the broker is down).
@@ -63,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     aa = acct.add_parser("add")
     aa.add_argument("name")
     aa.add_argument("--duty", choices=[accounts.Duty.INGEST.value, accounts.Duty.ORDERS.value], required=True)
+    acct.add_parser("rotate", help="new password in the secrets file and on the broker; its process reconnects with it").add_argument("name")
     return p
 
 
@@ -97,6 +99,8 @@ def _dispatch(args: argparse.Namespace, s) -> int:
             print(f"broker {s.mqtt_host}:{s.mqtt_port}: {accounts.ADMIN} accepted, {count} accounts")
             return 0
         if args.command == "account":
+            if args.action == "rotate":
+                return _rotate_platform_account(broker, s, args.name)
             return _add_platform_account(broker, s, args.name, accounts.Duty(args.duty))
         return _terminal(broker, s, topics, args)
 
@@ -141,6 +145,30 @@ def _add_platform_account(broker: DynsecControl, s, name: str, duty: accounts.Du
                                  roles=entry["roles"], textname=entry["textname"])])
     secrets.update(s.mqtt_secrets_file, {name: password})
     log.info("account %s (%s) added; its password is in %s", name, duty.value, s.mqtt_secrets_file)
+    return 0
+
+
+def _rotate_platform_account(broker: DynsecControl, s, name: str) -> int:
+    """The secrets file first, then the broker: the broker disconnects the account's process, which
+    reads the file again before it reconnects (Settings.refresh_mqtt_login), so it is back within its
+    reconnect delay. Should the broker refuse, the file gets the old password back."""
+    old = secrets.load(s.mqtt_secrets_file).get(name)
+    if old is None:
+        log.error("%s has no password in %s: only accounts this host keeps can be rotated here", name, s.mqtt_secrets_file)
+        return 2
+    if name == accounts.ADMIN:
+        log.error("the admin account manages the broker through this very connection: rotate it with the broker "
+                  "stopped: ./gw stop, remove its entry from %s, ./gw setup writes a new one", s.mqtt_secrets_file)
+        return 2
+    password = secrets.new_password()
+    secrets.update(s.mqtt_secrets_file, {name: password})
+    try:
+        broker.run(accounts.rotate_password(name, password))
+    except ControlError:
+        secrets.update(s.mqtt_secrets_file, {name: old})
+        raise
+    log.info("account %s: password rotated in %s and on the broker; its process reconnects with the new one", name,
+             s.mqtt_secrets_file)
     return 0
 
 

@@ -250,12 +250,18 @@ class Settings(BaseSettings):
 
     def secure_mqtt_client(self, client, account: str) -> None:
         """Give a paho client the login and TLS of ``account`` (no paho import here: duck-typed)."""
-        login = self.mqtt_login(account)
-        if login:
-            client.username_pw_set(*login)
+        self.refresh_mqtt_login(client, account)
         context = self.mqtt_tls_context()
         if context is not None:
             client.tls_set_context(context)
+
+    def refresh_mqtt_login(self, client, account: str) -> None:
+        """The login of ``account`` as the secrets file has it now: called again before a reconnect,
+        a password rotated on the running broker (``python -m broker account rotate``) is taken up
+        without a restart."""
+        login = self.mqtt_login(account)
+        if login:
+            client.username_pw_set(*login)
 
     def as_env(self, base: Mapping[str, str]) -> dict[str, str]:
         """``base`` (an environment) with every GRIDWATCH_* replaced by these settings: for a child process."""

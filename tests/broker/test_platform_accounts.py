@@ -52,3 +52,70 @@ def test_ingest_and_the_dispatcher_work_on_their_own_accounts(platform_settings,
         terminal.close()
         sender.close()
         ingest.stop()
+
+
+def test_a_platform_password_rotated_on_the_running_broker_is_taken_up_without_a_restart(platform_settings, tmp_path):
+    """``broker account rotate``: the broker disconnects the account's process, which reads the
+    secrets file again before reconnecting; the old password is refused from then on."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from ingest.inbox import Inbox
+    from ingest.mqtt_client import MqttReceiver
+    from tests.support import ROOT
+
+    secrets_file = tmp_path / "mqtt.json"  # a copy: the checkout's own file is not this test's to change
+    shutil.copy(platform_settings.mqtt_secrets_file, secrets_file)
+    name = f"gridwatch-ingest-t{uuid.uuid4().hex[:6]}"
+    s = platform_settings.model_copy(update={"mqtt_secrets_file": secrets_file, "ingest_client_id": name})
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "broker", "account", *args], cwd=ROOT, env=s.as_env(os.environ),
+                              capture_output=True, text=True, timeout=30)
+
+    assert cli("add", name, "--duty", "ingest").returncode == 0
+    old = json.loads(secrets_file.read_text())[name]
+    receiver = MqttReceiver(s, Inbox(100, 1 << 20))
+    receiver.start()
+    try:
+        assert receiver.subscribed.wait(10), "ingest could not subscribe on its new account"
+        rotated = cli("rotate", name)
+        assert rotated.returncode == 0, rotated.stderr
+        assert json.loads(secrets_file.read_text())[name] != old
+        assert wait_for(lambda: receiver.connection >= 2 and receiver.connected.is_set(), timeout=15), \
+            "ingest did not come back with the rotated password"
+        stale = Probe(s.mqtt_host, s.mqtt_port, name, name, old)
+        assert stale.connack == "Not authorized"
+        stale.close()
+        assert receiver.connected.is_set()  # the refused attempt with the old password did not take its session
+    finally:
+        receiver.stop()
+    assert cli("rotate", accounts.ADMIN).returncode == 2  # it would cut the very connection that rotates it
+
+
+def test_the_dispatcher_takes_up_a_rotated_password_too(platform_settings, tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.support import ROOT
+
+    secrets_file = tmp_path / "mqtt.json"
+    shutil.copy(platform_settings.mqtt_secrets_file, secrets_file)
+    name = f"gridwatch-orders-t{uuid.uuid4().hex[:6]}"
+    s = platform_settings.model_copy(update={"mqtt_secrets_file": secrets_file, "orders_client_id": name})
+    env = s.as_env(os.environ)
+    run = [sys.executable, "-m", "broker", "account"]
+    assert subprocess.run([*run, "add", name, "--duty", "orders"], cwd=ROOT, env=env, timeout=30).returncode == 0
+    sender = MqttOrderSender(s)
+    try:
+        assert sender.start(10)
+        assert subprocess.run([*run, "rotate", name], cwd=ROOT, env=env, timeout=30).returncode == 0
+        assert wait_for(lambda: not sender.connected.is_set(), timeout=5)  # the broker cut it off
+        assert sender.connected.wait(15), "the dispatcher did not come back with the rotated password"
+        sender.publish(Topics("gw/v1").cmd_terminal("T-nobody"), b"{}")  # and it may publish again
+    finally:
+        sender.close()
