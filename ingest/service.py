@@ -213,6 +213,7 @@ class IngestService:
         tag_grids(decoded, self.grids.locator())
         laps.mark("decode")
         self._rebuild_live_if_lost()  # before the write: the rebuild must not already hold this batch
+        laps.mark("live check")
         stored = self._store_until_done(batch, decoded, registered)
         laps.mark("store")
         if stored is None:  # stopping while the database is down: nothing acked, the broker keeps it
