@@ -36,6 +36,9 @@ def city_ingest(test_settings, city_dsn, tmp_path):
     s = test_settings.model_copy(update={"pg_dsn": city_dsn})
     proc = ServiceProcess("ingest", s, tmp_path / "ingest.log").start()
     proc.wait_for_log("grid loaded", "ingest to load the demo grid")
+    # ready only once subscribed: what a terminal publishes before that reaches no one (the broker
+    # acknowledges it all the same), and the test would wait for fixes ingest never saw
+    proc.wait_for_log("subscribed to", "ingest to subscribe")
     yield s
     proc.stop()
 
