@@ -3,6 +3,9 @@ revoked after it), and a paho client that records what the broker answered."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -12,7 +15,9 @@ import pytest
 
 from broker import accounts
 from broker.control import ControlError, DynsecControl
+from schemas.settings import Settings
 from schemas.topics import Topics
+from tests.support import ROOT
 
 
 class Probe:
@@ -121,3 +126,9 @@ def wait_for(predicate, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def broker_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:
+    """``python -m broker ARGS`` as an operator runs it, with ``settings`` as its environment."""
+    return subprocess.run([sys.executable, "-m", "broker", *args], cwd=ROOT, env=settings.as_env(os.environ),
+                          capture_output=True, text=True, timeout=30)

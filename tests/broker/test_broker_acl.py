@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import uuid
 
 from broker import accounts
 from broker.control import DynsecControl
 from schemas.topics import Topics
-from tests.broker.conftest import wait_for
+from tests.broker.conftest import broker_cli, wait_for
 from tests.ingest.conftest import fix, register_terminals
-from tests.support import ROOT, ServiceProcess
+from tests.support import ServiceProcess
 
 NOT_AUTHORIZED = "Not authorized"
 ACCEPTED = ("Success", "No matching subscribers")  # PUBACK reasons of a publish the broker took
@@ -115,11 +114,9 @@ def test_nobody_else_takes_over_the_ingest_session(base_settings, provision, pro
 def test_the_provisioning_command_adds_rotates_and_revokes(base_settings, probes, tmp_path):
     s = base_settings
     tid = f"T-cli-{uuid.uuid4().hex[:8]}"
-    env = s.as_env(__import__("os").environ)
 
     def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "broker", "terminal", *args], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=30)
+        return broker_cli(s, "terminal", *args)
 
     added = cli("add", tid)
     assert added.returncode == 0, added.stderr

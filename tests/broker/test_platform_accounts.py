@@ -6,6 +6,7 @@ so no running ./gw start loses its session to this test."""
 from __future__ import annotations
 
 import json
+import shutil
 import uuid
 
 import pytest
@@ -13,9 +14,11 @@ import pytest
 from bench.local_broker import LocalBroker
 from broker import accounts
 from broker.control import DynsecControl
+from ingest.inbox import Inbox
+from ingest.mqtt_client import MqttReceiver
 from orders.sender import MqttOrderSender
 from schemas.topics import Topics
-from tests.broker.conftest import Probe, wait_for
+from tests.broker.conftest import Probe, broker_cli, wait_for
 from tests.ingest.conftest import fix, register_terminals
 from tests.support import ServiceProcess
 
@@ -57,23 +60,13 @@ def test_ingest_and_the_dispatcher_work_on_their_own_accounts(platform_settings,
 def test_a_platform_password_rotated_on_the_running_broker_is_taken_up_without_a_restart(platform_settings, tmp_path):
     """``broker account rotate``: the broker disconnects the account's process, which reads the
     secrets file again before reconnecting; the old password is refused from then on."""
-    import os
-    import shutil
-    import subprocess
-    import sys
-
-    from ingest.inbox import Inbox
-    from ingest.mqtt_client import MqttReceiver
-    from tests.support import ROOT
-
     secrets_file = tmp_path / "mqtt.json"  # a copy: the checkout's own file is not this test's to change
     shutil.copy(platform_settings.mqtt_secrets_file, secrets_file)
     name = f"gridwatch-ingest-t{uuid.uuid4().hex[:6]}"
     s = platform_settings.model_copy(update={"mqtt_secrets_file": secrets_file, "ingest_client_id": name})
 
-    def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "broker", "account", *args], cwd=ROOT, env=s.as_env(os.environ),
-                              capture_output=True, text=True, timeout=30)
+    def cli(*args: str):
+        return broker_cli(s, "account", *args)
 
     assert cli("add", name, "--duty", "ingest").returncode == 0
     old = json.loads(secrets_file.read_text())[name]
@@ -96,24 +89,15 @@ def test_a_platform_password_rotated_on_the_running_broker_is_taken_up_without_a
 
 
 def test_the_dispatcher_takes_up_a_rotated_password_too(platform_settings, tmp_path):
-    import os
-    import shutil
-    import subprocess
-    import sys
-
-    from tests.support import ROOT
-
     secrets_file = tmp_path / "mqtt.json"
     shutil.copy(platform_settings.mqtt_secrets_file, secrets_file)
     name = f"gridwatch-orders-t{uuid.uuid4().hex[:6]}"
     s = platform_settings.model_copy(update={"mqtt_secrets_file": secrets_file, "orders_client_id": name})
-    env = s.as_env(os.environ)
-    run = [sys.executable, "-m", "broker", "account"]
-    assert subprocess.run([*run, "add", name, "--duty", "orders"], cwd=ROOT, env=env, timeout=30).returncode == 0
+    assert broker_cli(s, "account", "add", name, "--duty", "orders").returncode == 0
     sender = MqttOrderSender(s)
     try:
         assert sender.start(10)
-        assert subprocess.run([*run, "rotate", name], cwd=ROOT, env=env, timeout=30).returncode == 0
+        assert broker_cli(s, "account", "rotate", name).returncode == 0
         assert wait_for(lambda: not sender.connected.is_set(), timeout=5)  # the broker cut it off
         assert sender.connected.wait(15), "the dispatcher did not come back with the rotated password"
         sender.publish(Topics("gw/v1").cmd_terminal("T-nobody"), b"{}")  # and it may publish again

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-from pathlib import Path
 import sys
 import uuid
+from pathlib import Path
 
 import psycopg
-
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,6 +17,7 @@ from broker import accounts
 from broker.control import DynsecControl
 from broker.sync import plan_sync
 from schemas.topics import Topics
+from tests.broker.conftest import broker_cli
 from tests.broker.test_broker_acl import NOT_AUTHORIZED
 from tests.support import ROOT, migrated_database
 
@@ -68,8 +68,7 @@ def test_the_sync_command_moves_a_terminal_to_its_registry_grids(base_settings, 
     db.execute("INSERT INTO terminal (terminal_id, person_id) VALUES (%s, %s)", (tid, person))
 
     def sync(*args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "broker", "terminal", "sync", tid, *args], cwd=ROOT,
-                              env=s.as_env(os.environ), capture_output=True, text=True, timeout=30)
+        done = broker_cli(s, "terminal", "sync", tid, *args)
         assert done.returncode == 0, done.stderr
         return done.stdout
 
