@@ -223,7 +223,6 @@ class MqttReceiver:
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             log.error("broker refused connection: %s", reason_code)
-            self.settings.refresh_mqtt_login(client, self.settings.ingest_client_id)  # rotated meanwhile?
             return
         log.info("connected to %s:%s (session present: %s), subscribing %s", self.settings.mqtt_host,
                  self.settings.mqtt_port, flags.session_present, self.subscription)
@@ -244,6 +243,7 @@ class MqttReceiver:
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
         # the broker disconnects an account whose password was rotated: reconnect with the new one
+        # (paho calls this after a refused CONNACK too, so a login refused meanwhile is re-read here)
         self.settings.refresh_mqtt_login(client, self.settings.ingest_client_id)
         log.warning("disconnected from broker (%s); reconnecting with backoff", reason_code)
 

@@ -66,7 +66,6 @@ class MqttOrderSender:
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             log.error("broker refused the dispatcher's connection: %s", reason_code)
-            self.settings.refresh_mqtt_login(client, self.settings.orders_client_id)  # rotated meanwhile?
             return
         log.info("connected to %s:%s as %s (session present: %s)", self.settings.mqtt_host, self.settings.mqtt_port,
                  self.settings.orders_client_id, flags.session_present)
@@ -77,6 +76,7 @@ class MqttOrderSender:
         if self._closing:
             return
         # the broker disconnects an account whose password was rotated: reconnect with the new one
+        # (paho calls this after a refused CONNACK too, so a login refused meanwhile is re-read here)
         self.settings.refresh_mqtt_login(client, self.settings.orders_client_id)
         log.warning("disconnected from the broker (%s); reconnecting with backoff", reason_code)
 

@@ -103,3 +103,22 @@ def test_the_dispatcher_takes_up_a_rotated_password_too(platform_settings, tmp_p
         sender.publish(Topics("gw/v1").cmd_terminal("T-nobody"), b"{}")  # and it may publish again
     finally:
         sender.close()
+
+
+def test_a_refused_login_is_read_again_before_the_next_attempt(platform_settings, tmp_path):
+    """A process whose file held a stale password keeps retrying, and connects once the file has
+    the right one: paho calls on_disconnect after a refused CONNACK, where the login is re-read."""
+    secrets_file = tmp_path / "mqtt.json"
+    shutil.copy(platform_settings.mqtt_secrets_file, secrets_file)
+    name = f"gridwatch-orders-t{uuid.uuid4().hex[:6]}"
+    s = platform_settings.model_copy(update={"mqtt_secrets_file": secrets_file, "orders_client_id": name})
+    assert broker_cli(s, "account", "add", name, "--duty", "orders").returncode == 0
+    right = json.loads(secrets_file.read_text())[name]
+    secrets_file.write_text(json.dumps({**json.loads(secrets_file.read_text()), name: "stale"}))
+    sender = MqttOrderSender(s)
+    try:
+        assert not sender.start(2)  # refused with the stale password
+        secrets_file.write_text(json.dumps({**json.loads(secrets_file.read_text()), name: right}))
+        assert sender.connected.wait(15), "the dispatcher did not retry with the password now in the file"
+    finally:
+        sender.close()
