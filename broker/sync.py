@@ -92,10 +92,12 @@ def report(plan: SyncPlan, dry_run: bool) -> str:
     lines += [f"  {tid}: {', '.join(grids) or 'no grid'}" for tid, grids in plan.changed.items()]
     if plan.without_account:
         lines.append(f"{len(plan.without_account)} registered terminals have no broker account "
-                     f"(python -m broker terminal add ID --grid CODE): {', '.join(plan.without_account[:20])}"
-                     + (" ..." if len(plan.without_account) > 20 else ""))
+                     f"(python -m broker terminal add ID --grid CODE): {_first(plan.without_account)}")
     if plan.unregistered:
         lines.append(f"{len(plan.unregistered)} terminal accounts are not in the registry "
-                     f"(python -m broker terminal revoke ID): {', '.join(plan.unregistered[:20])}"
-                     + (" ..." if len(plan.unregistered) > 20 else ""))
+                     f"(python -m broker terminal revoke ID): {_first(plan.unregistered)}")
     return "\n".join(lines)
+
+
+def _first(ids: list[str], n: int = 20) -> str:
+    return ", ".join(ids[:n]) + (" ..." if len(ids) > n else "")
