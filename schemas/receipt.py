@@ -61,18 +61,6 @@ def to_ranges(seqs: Iterable[int]) -> list[tuple[int, int]]:
     return [(a, b) for a, b in out]
 
 
-def merge_ranges(*groups: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
-    """The union of several lists of inclusive ranges, sorted and merged (adjacent ones joined)."""
-    spans = sorted(r for g in groups for r in g)
-    out: list[list[int]] = []
-    for a, b in spans:
-        if out and a <= out[-1][1] + 1:
-            out[-1][1] = max(out[-1][1], b)
-        else:
-            out.append([a, b])
-    return [(a, b) for a, b in out]
-
-
 def receipts_for(ranges: list[tuple[int, int]], ts: datetime) -> list[Receipt]:
     """One receipt per MAX_RANGES ranges (almost always exactly one)."""
     return [Receipt(seqs=ranges[i:i + MAX_RANGES], ts=ts) for i in range(0, len(ranges), MAX_RANGES)]
