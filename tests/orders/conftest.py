@@ -84,12 +84,9 @@ def live(test_settings):
 
 def put_position(live, terminal_id: str, lat: float, lon: float, seen_ago_s: float = 1.0) -> None:
     """A live position exactly as ingest stores it (live:last record and live:seen score)."""
-    from datetime import UTC, datetime
-
     r, keys = live
     ts = time.time() - seen_ago_s
-    r.hset(keys.last_fix, terminal_id, last_fix_json(datetime.fromtimestamp(ts, UTC), 1, lat, lon, None, None, None,
-                                                     None, None, None))
+    r.hset(keys.last_fix, terminal_id, last_fix_json(ts, 1, lat, lon, None, None, None, None, None, None))
     r.zadd(keys.last_seen, {terminal_id: ts})
 
 
