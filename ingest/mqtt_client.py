@@ -67,7 +67,9 @@ class BulkClient(mqtt.Client):
     - Reading: paho reads one packet per select() and each packet with 3-4 recv() calls (1 byte for
       the type, 1 byte at a time for the length). Here recv() fills a 64 KiB buffer that the packet
       reader is served from, and ``loop_read`` goes on while data is there: one select() and one
-      recv() for many messages.
+      recv() for many messages. A run of whole lean packets in that buffer is framed and delivered
+      by ``_read_lean_publishes`` without paho's per-packet state machine (5.9 -> 2.6 µs of CPU a
+      message draining 100,000 fixes).
     - Acknowledging: ``ack()`` queues one 4-byte packet and wakes the network thread (a send() on
       its socket pair) per message; ``ack_many`` queues a whole batch's PUBACKs as one write.
     - Publishing receipts: ``publish()`` costs tens of µs per message (a MessageInfo, a queued
@@ -105,24 +107,74 @@ class BulkClient(mqtt.Client):
         while True:
             rc = super().loop_read(max_packets)
             self._reads_left -= 1
+            if not rc and self._sock is not None and self._rbuf_sock is self._sock and self._in_packet["command"] == 0:
+                self._read_lean_publishes()
             if rc or self._sock is None or self._rpos >= len(self._rbuf):
                 if not rc and DRAIN_PACKETS - self._reads_left < COALESCE_BELOW:
                     time.sleep(COALESCE_S)
                 return rc
 
-    def _handle_publish(self) -> mqtt.MQTTErrorCode:
-        header, packet = self._in_packet["command"], self._in_packet["packet"]
+    def _read_lean_publishes(self) -> None:
+        """Deliver the whole lean PUBLISH packets waiting in the buffer, straight from it.
+
+        paho reads a packet in 3-4 _sock_recv calls through a state machine that builds a dict
+        and a bytearray per packet; for a run of complete lean packets this loop does the same
+        framing in a few slices. It stops at anything else (another packet type, a packet cut at
+        the end of the buffer, properties), and paho's reader takes it from there; it runs only
+        when paho is between packets, so the two never share one."""
+        buf, pos, end = self._rbuf, self._rpos, len(self._rbuf)
+        delivered = 0
+        while pos < end and delivered < self._reads_left:
+            header = buf[pos]
+            if (header & 0xF6) != 0x32:  # not a QoS 1 PUBLISH (DUP and RETAIN may be set)
+                break
+            length, shift, i = 0, 0, pos + 1
+            while i < end and i - pos <= 4:
+                byte = buf[i]
+                length |= (byte & 0x7F) << shift
+                shift += 7
+                i += 1
+                if byte < 0x80:
+                    break
+            else:
+                break  # the length is cut off, or malformed: paho's reader decides
+            if i + length > end:
+                break
+            message = self._lean_publish(header, buf[i:i + length])
+            if message is None:
+                break
+            pos = i + length
+            self._rpos = pos  # before the callback: the packet is consumed whatever it does
+            self._deliver(message)
+            delivered += 1
+        if delivered:
+            self._reads_left -= delivered
+            with self._msgtime_mutex:
+                self._last_bytes_received = mqtt.time_func()  # what paho's reader records: keep-alive
+
+    def _lean_publish(self, header: int, packet: bytes) -> Publish | None:
+        """The Publish of a QoS 1 PUBLISH packet's body without MQTT 5 properties (what terminals
+        send), read in a few slices; None for anything paho must read itself."""
         if (header & 0x06) != 0x02 or not self._manual_ack or self._protocol != mqtt.MQTTv5:
-            return super()._handle_publish()
+            return None
         end = 2 + int.from_bytes(packet[0:2], "big")
         if len(packet) < end + 3 or packet[end + 2] != 0:  # short (paho reports it) or has properties
-            return super()._handle_publish()
+            return None
         try:
             topic = packet[2:end].decode("utf-8")
         except UnicodeDecodeError:
+            return None
+        return Publish(topic, bytes(packet[end + 3:]), int.from_bytes(packet[end:end + 2], "big"), 1,
+                       bool(header & 0x08), bool(header & 0x01))
+
+    def _handle_publish(self) -> mqtt.MQTTErrorCode:
+        message = self._lean_publish(self._in_packet["command"], self._in_packet["packet"])
+        if message is None:
             return super()._handle_publish()
-        message = Publish(topic, bytes(packet[end + 3:]), int.from_bytes(packet[end:end + 2], "big"), 1,
-                          bool(header & 0x08), bool(header & 0x01))
+        self._deliver(message)
+        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _deliver(self, message: Publish) -> None:
         with self._callback_mutex:
             on_message = self.on_message
         if on_message:
@@ -133,7 +185,6 @@ class BulkClient(mqtt.Client):
                     self._easy_log(mqtt.MQTT_LOG_ERR, "Caught exception in on_message: %s", err)
                     if not self.suppress_exceptions:
                         raise
-        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def message_callback_add(self, sub, callback) -> None:
         raise NotImplementedError("BulkClient delivers every message to on_message")

@@ -36,26 +36,30 @@ def _publisher(settings) -> mqtt.Client:
 
 
 def test_many_messages_with_and_without_properties_arrive_whole_and_in_order(test_settings):
-    """Small and large payloads across many 64 KiB reads, and a message with MQTT 5 properties
-    (paho's own path): every one reaches on_message with its topic, payload, packet id and QoS."""
+    """Small and large payloads across many 64 KiB reads (packets cut at every kind of boundary),
+    and among them messages with MQTT 5 properties and at QoS 0 (paho's own path): every one
+    reaches on_message with its topic, payload, packet id and QoS."""
     topic = f"{test_settings.topic_prefix}/bulk/{uuid.uuid4().hex[:6]}"
     got: queue.Queue = queue.Queue()
     sub = _subscriber(test_settings, topic, got)
     pub = _publisher(test_settings)
     props = Properties(PacketTypes.PUBLISH)
     props.UserProperty = ("k", "v")
-    sent = []
+    sent: dict[int, list[bytes]] = {0: [], 1: []}
     for i in range(3000):
         payload = (f"{i}:" + "x" * (70_000 if i % 500 == 7 else i % 50)).encode()
-        sent.append(payload)
-        pub.publish(topic, payload, qos=1, properties=props if i % 1000 == 3 else None)
-    received = [got.get(timeout=20) for _ in sent]
-    sub.ack_many([m[2] for m in received])
+        qos = 0 if i % 700 == 5 else 1
+        sent[qos].append(payload)
+        pub.publish(topic, payload, qos=qos, properties=props if i % 1000 == 3 else None)
+    received = [got.get(timeout=20) for _ in range(3000)]
+    sub.ack_many([m[2] for m in received if m[3] == 1])
     pub.loop_stop()
     sub.loop_stop()
-    assert [p for _, p, _, _ in received] == sent
+    # in order within a QoS; the broker may let a QoS 0 message overtake QoS 1 ones in flight
+    assert [p for _, p, _, qos in received if qos == 1] == sent[1]
+    assert [p for _, p, _, qos in received if qos == 0] == sent[0]
     assert {t for t, _, _, _ in received} == {topic}
-    assert all(mid > 0 and qos == 1 for _, _, mid, qos in received)
+    assert all(mid > 0 for _, _, mid, qos in received if qos == 1)
 
 
 def test_ack_many_acknowledges_so_the_broker_does_not_redeliver(test_settings):
