@@ -1,4 +1,8 @@
-"""The grid as ingest sees it: a GridLocator in memory, reloaded when a re-import bumps its version."""
+"""The grid as ingest sees it: a GridLocator in memory, reloaded when a re-import bumps its version.
+
+The worker only reads the locator; checking the version (a new connection and a query, 5 ms here
+and several times that when the host is slow) is ``refresh()``'s, which ingest's refresher thread
+calls every ``grid_reload_s``: a check in the worker's round held every message that came meanwhile."""
 
 from __future__ import annotations
 
@@ -15,22 +19,17 @@ log = logging.getLogger("gridwatch.ingest.grid")
 
 
 class GridCache:
-    def __init__(self, dsn: str, check_every_s: float, connect: Callable[[], psycopg.Connection] | None = None):
+    def __init__(self, dsn: str, connect: Callable[[], psycopg.Connection] | None = None):
         self.dsn = dsn
         self._connect = connect or (lambda: psycopg.connect(self.dsn, application_name="gridwatch-ingest-grid"))
-        self.check_every_s = check_every_s
         self._locator: GridLocator | None = None
-        self._checked = float("-inf")
 
     def locator(self) -> GridLocator | None:
-        """The current locator (None while no grid is imported: fixes are stored untagged)."""
-        now = time.monotonic()
-        if now - self._checked >= self.check_every_s:
-            self._checked = now
-            self._reload_if_changed()
+        """The current locator (None while no grid is imported: fixes are stored untagged); no I/O."""
         return self._locator
 
-    def _reload_if_changed(self) -> None:
+    def refresh(self) -> None:
+        """Load the grid if a re-import changed it (or none is loaded yet); a database error keeps what is loaded."""
         try:
             with self._connect() as conn:
                 version = grid_version(conn)

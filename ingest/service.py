@@ -118,9 +118,9 @@ class IngestService:
         self.pg = PgStore(settings.pg_dsn, lambda: pg_connect(settings, "gridwatch-ingest"))
         self.live = LiveStore(redis_client(settings), RedisKeys(settings.redis_prefix),
                               settings.timezone, settings.event_stream_maxlen)
-        self.grids = GridCache(settings.pg_dsn, settings.grid_reload_s,
-                               lambda: pg_connect(settings, "gridwatch-ingest-grid"))
-        self.registry = TerminalRegistry(lambda: pg_connect(settings, "gridwatch-ingest-registry"), settings.grid_reload_s)
+        self.grids = GridCache(settings.pg_dsn, lambda: pg_connect(settings, "gridwatch-ingest-grid"))
+        self.registry = TerminalRegistry(lambda: pg_connect(settings, "gridwatch-ingest-registry"))
+        self.refresher = threading.Thread(target=self._refresh_loop, name="ingest-refresher", daemon=True)
         self.receiver = MqttReceiver(settings, self.inbox)
         self.receipts = ReceiptBook(settings.ingest_receipt_interval_s)
         self.stop_event = threading.Event()
@@ -133,7 +133,7 @@ class IngestService:
     def run(self) -> None:
         """Run until stop() is called; the caller's thread becomes the worker."""
         self._connect_store()
-        self.grids.locator()  # load the grid before the first batch, not during it
+        self.grids.refresh()  # load the grid before the first batch, not during it
         if not self.stop_event.is_set():
             # housekeeping too: run from the loop, it came with the first batch, whose messages waited for it
             self._maintain()
@@ -145,17 +145,29 @@ class IngestService:
         gc.collect()
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
+        self.refresher.start()
         self.receiver.start()
         try:
             self._loop()
         finally:
+            self.stop_event.set()
             self.receiver.stop()
+            self.refresher.join(timeout=10)
             self.pg.close()
             self.registry.close()
             log.info("ingest stopped", extra=fields(**_totals(self.totals)))
 
     def stop(self) -> None:
         self.stop_event.set()
+
+    def _refresh_loop(self) -> None:
+        """Check for a re-imported grid and a changed terminal registry every grid_reload_s, off
+        the worker's thread: each check is a round trip or a new connection, and in the worker it
+        held up every message that arrived meanwhile. The worker only reads what this swaps in."""
+        while not self.stop_event.wait(self.settings.grid_reload_s):
+            self.grids.refresh()
+            if not self.settings.accept_unregistered:
+                self.registry.refresh()
 
     def _connect_store(self) -> None:
         delay = 1.0

@@ -74,7 +74,9 @@ class Settings(BaseSettings):
     max_future_skew_s: int = Field(300, description="A timestamp further than this in the future is rejected")
     max_past_age_days: int = Field(30, description="A timestamp older than this is rejected (terminal clock reset)")
     stats_interval_s: float = Field(10.0, description="Seconds between throughput summaries in the log")
-    grid_reload_s: float = Field(30.0, description="Seconds between checks for a re-imported grid")
+    grid_reload_s: float = Field(
+        30.0, description="Seconds between ingest's checks for a re-imported grid and a changed terminal registry"
+    )
 
     # --- Ingest hardening (issue 14: a hung server or one message never stops ingest) ---
     redis_connect_timeout_s: float = Field(5.0, description="Ingest: seconds to wait for a Redis connection before the call fails")

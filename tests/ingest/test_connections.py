@@ -89,5 +89,6 @@ def test_a_hung_redis_fails_the_call_within_its_timeout(test_settings, silent_se
 def test_a_hung_database_leaves_the_grid_cache_with_what_it_had(test_settings, silent_server):
     s = test_settings.model_copy(update={"pg_connect_timeout_s": 1})
     dsn = psycopg.conninfo.make_conninfo(s.pg_dsn, host="127.0.0.1", port=silent_server)
-    cache = GridCache(dsn, 0, lambda: pg_connect(s, "gridwatch-ingest-grid", dsn))
+    cache = GridCache(dsn, lambda: pg_connect(s, "gridwatch-ingest-grid", dsn))
+    cache.refresh()
     assert cache.locator() is None  # logged and kept (none yet), not blocked

@@ -187,3 +187,23 @@ def test_text_postgresql_cannot_store_is_dead_lettered_not_retried_forever(inges
     wait_until(lambda: count_fixes(db, t) == 1, what="the fix after the NUL event")
     reason, detail = db.execute("SELECT reason, detail FROM dead_letter WHERE topic LIKE %s", (f"%/t/{t}/event",)).fetchone()
     assert reason == "invalid_fields" and "NUL" in detail
+
+
+def test_a_grid_imported_while_ingest_runs_tags_the_next_fixes(two_grids, ingest, terminal, db):
+    """The refresher thread notices the new grid version (grid_reload_s is 1 s in tests); the
+    worker's rounds never query for it."""
+    t, code = tid(), "R" + uuid.uuid4().hex[:6]
+    lon = 100.0 + int(uuid.uuid4().hex[:4], 16) / 1000  # a square of its own, far from A and B
+    square = {"type": "Polygon", "coordinates": [[[lon, 30.0], [lon + 0.001, 30.0], [lon + 0.001, 30.001],
+                                                  [lon, 30.001], [lon, 30.0]]]}
+    terminal.publish(t, "gps", fix(0, lon=lon + 0.0005, lat=30.0005))
+    wait_until(lambda: count_fixes(db, t) == 1, what="the fix before the import")
+    db.execute("INSERT INTO grid_level2 (code, name_zh, level1_code, geom) VALUES (%s, '新社区', 'L1', %s)",
+               (code, json.dumps(square)))
+    db.execute("UPDATE gw_meta SET value = %s WHERE key = 'grid_version'", (f"test-{uuid.uuid4().hex}",))
+    ingest.wait_for_log(f"grid loaded: {len(db.execute('SELECT 1 FROM grid_level2').fetchall())} level-2 grids",
+                        "ingest to load the new grid")
+    terminal.publish(t, "gps", fix(1, lon=lon + 0.0005, lat=30.0005))
+    wait_until(lambda: count_fixes(db, t) == 2, what="the fix after the import")
+    assert db.execute("SELECT seq, grid2_code FROM gps_fix WHERE terminal_id = %s ORDER BY seq", (t,)).fetchall() \
+        == [(0, None), (1, code)]

@@ -34,14 +34,14 @@ def stranger(test_settings):
 def test_registry_loads_notices_removals_and_looks_up_new_ids(test_settings, pg_dsn, db):
     a, b, c = tid(), tid(), tid()
     register_terminals(pg_dsn, [a, b])
-    registry = TerminalRegistry(lambda: pg_connect(test_settings, "gridwatch-ingest-test"), check_every_s=3600)
+    registry = TerminalRegistry(lambda: pg_connect(test_settings, "gridwatch-ingest-test"))
     try:
         assert {a, b} <= registry.registered([a])
         register_terminals(pg_dsn, [c])  # registered after the load: found by its id when it speaks
         assert c in registry.registered([c])
         db.execute("DELETE FROM terminal WHERE terminal_id = %s", (b,))
-        assert b in registry.registered([a])  # not re-read before check_every_s
-        registry.check_every_s = 0
+        assert b in registry.registered([a])  # the worker's call never re-reads the table
+        registry.refresh()  # the refresher's does
         assert b not in registry.registered([a])  # the table changed: re-read
     finally:
         registry.close()
@@ -87,6 +87,7 @@ def test_accept_unregistered_stores_them(test_settings, tmp_path, stranger, db):
 def test_registry_unreadable_at_first_is_an_outage_not_a_quarantine(test_settings, pg_dsn):
     bad = test_settings.model_copy(update={"pg_connect_timeout_s": 1})
     dsn = psycopg.conninfo.make_conninfo(pg_dsn, dbname=f"gw_missing_{uuid.uuid4().hex[:6]}")
-    registry = TerminalRegistry(lambda: pg_connect(bad, "gridwatch-ingest-test", dsn), check_every_s=0)
+    registry = TerminalRegistry(lambda: pg_connect(bad, "gridwatch-ingest-test", dsn))
+    registry.refresh()  # the refresher logs and goes on; nothing loaded
     with pytest.raises(psycopg.OperationalError):
         registry.registered(["T1"])
