@@ -28,15 +28,11 @@ while an order takes the officer elsewhere, "returning" on the way back).
 from __future__ import annotations
 
 import hashlib
-import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Callable, Literal
-
-from shapely import prepared
-from shapely.geometry import LineString, Point
-from shapely.geometry.base import BaseGeometry
+from typing import Literal
 
 from schemas.commands import Command
 from schemas.events import (
@@ -55,48 +51,8 @@ from schemas.events import (
     Signature,
     SosBody,
 )
+from terminal.region import Entity, Region, bearing, metres, offset, toward
 from terminal.response import AckAction, OrderResponder, ResponseConfig
-
-M_PER_DEG_LAT = 111_320.0
-
-
-# --- inputs --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Entity:
-    uscc: str
-    lat: float
-    lon: float
-    name: str = ""
-    industry: str = ""
-
-
-@dataclass
-class Region:
-    """Where an officer works: the union of its grids, with the entities inside them."""
-
-    geometry: BaseGeometry  # Polygon or MultiPolygon, lon/lat
-    grid_codes: tuple[str, ...] = ()
-    entities: list[Entity] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self._prepared = prepared.prep(self.geometry)
-
-    def contains(self, lon: float, lat: float) -> bool:
-        return self._prepared.covers(Point(lon, lat))
-
-    def covers_segment(self, a: tuple[float, float], b: tuple[float, float]) -> bool:
-        if a == b:
-            return self.contains(*a)
-        return self._prepared.covers(LineString([a, b]))
-
-    def random_point(self, rng: random.Random) -> tuple[float, float]:
-        minx, miny, maxx, maxy = self.geometry.bounds
-        for _ in range(1000):
-            p = (rng.uniform(minx, maxx), rng.uniform(miny, maxy))
-            if self.contains(*p):
-                return p
-        rp = self.geometry.representative_point()
-        return rp.x, rp.y
 
 
 # --- outputs -------------------------------------------------------------------------------
@@ -164,35 +120,6 @@ SERIOUS_TEXT = ["发现疑似食物中毒事件", "Suspected counterfeit drugs i
 
 Phase = Literal["patrol", "inspection", "break", "response"]
 ARRIVED_M = 5.0  # within this of the order's place the officer stands at it
-
-
-def _metres(a: tuple[float, float], b: tuple[float, float]) -> float:
-    lat = math.radians((a[1] + b[1]) / 2)
-    dx = (b[0] - a[0]) * M_PER_DEG_LAT * math.cos(lat)
-    dy = (b[1] - a[1]) * M_PER_DEG_LAT
-    return math.hypot(dx, dy)
-
-
-def _bearing(a: tuple[float, float], b: tuple[float, float]) -> float:
-    lat = math.radians((a[1] + b[1]) / 2)
-    dx = (b[0] - a[0]) * math.cos(lat)
-    dy = b[1] - a[1]
-    return math.degrees(math.atan2(dx, dy)) % 360.0
-
-
-def _toward(a: tuple[float, float], b: tuple[float, float], metres: float) -> tuple[float, float]:
-    d = _metres(a, b)
-    if d <= metres or d == 0:
-        return b
-    f = metres / d
-    return a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f
-
-
-def _offset(p: tuple[float, float], bearing_deg: float, metres: float) -> tuple[float, float]:
-    lat = math.radians(p[1])
-    dy = metres * math.cos(math.radians(bearing_deg)) / M_PER_DEG_LAT
-    dx = metres * math.sin(math.radians(bearing_deg)) / (M_PER_DEG_LAT * max(0.1, math.cos(lat)))
-    return p[0] + dx, p[1] + dy
 
 
 class VirtualOfficer:
@@ -285,7 +212,7 @@ class VirtualOfficer:
         self.target_entity = None
         self.inspection = None
         self.waypoint = place
-        self.speed = self.orders.travel_speed(_metres(self.pos, place))
+        self.speed = self.orders.travel_speed(metres(self.pos, place))
         self.off_region_reason = None if self.region.covers_segment(self.pos, place) else "dispatch"
 
     def _response_step(self, now: float, dt: float) -> None:
@@ -294,12 +221,12 @@ class VirtualOfficer:
             self.orders.arrived(now)
             return
         before = self.pos
-        self.heading = _bearing(before, self.waypoint)
-        self.pos = _toward(before, self.waypoint, self.speed * dt)
-        if _metres(self.pos, self.waypoint) <= ARRIVED_M:
+        self.heading = bearing(before, self.waypoint)
+        self.pos = toward(before, self.waypoint, self.speed * dt)
+        if metres(self.pos, self.waypoint) <= ARRIVED_M:
             self.pos = self.waypoint
             self.orders.arrived(now)
-        self.patrol_distance += _metres(before, self.pos)
+        self.patrol_distance += metres(before, self.pos)
         if self.off_region_reason is None and not self.region.contains(*self.pos):
             self.off_region_reason = "dispatch"  # amended to a place outside, say
 
@@ -433,9 +360,9 @@ class VirtualOfficer:
                 self._new_waypoint()
         self.speed = self._speed()
         before = self.pos
-        self.heading = _bearing(before, self.waypoint) if before != self.waypoint else self.heading
-        self.pos = _toward(before, self.waypoint, self.speed * dt)
-        moved = _metres(before, self.pos)
+        self.heading = bearing(before, self.waypoint) if before != self.waypoint else self.heading
+        self.pos = toward(before, self.waypoint, self.speed * dt)
+        moved = metres(before, self.pos)
         self.patrol_distance += moved
         if dt > 0 and moved < self.speed * dt:
             self.speed = moved / dt
@@ -460,7 +387,7 @@ class VirtualOfficer:
                 return cand
         radius = 200.0
         for _ in range(60):
-            cand = _offset(self.pos, self.rng.uniform(0, 360), self.rng.uniform(0, radius))
+            cand = offset(self.pos, self.rng.uniform(0, 360), self.rng.uniform(0, radius))
             if self.region.covers_segment(self.pos, cand):
                 return cand
             radius = max(1.0, radius * 0.8)
@@ -471,7 +398,7 @@ class VirtualOfficer:
         boundary = self.region.geometry.boundary
         p = boundary.interpolate(self.rng.uniform(0, 1), normalized=True)
         for _ in range(20):
-            cand = _offset((p.x, p.y), self.rng.uniform(0, 360), self.rng.uniform(100, 500))
+            cand = offset((p.x, p.y), self.rng.uniform(0, 360), self.rng.uniform(100, 500))
             if not self.region.contains(*cand):
                 self.off_region_reason = "wander"
                 self.return_to = self.pos

@@ -43,18 +43,10 @@ from shapely.geometry import Polygon, box, shape
 from shapely.ops import unary_union
 
 from schemas.commands import Command
-from terminal.behaviour import (
-    AckAction,
-    BehaviourConfig,
-    Entity,
-    EventAction,
-    FixAction,
-    NetworkAction,
-    Region,
-    VirtualOfficer,
-)
+from terminal.behaviour import AckAction, BehaviourConfig, EventAction, FixAction, NetworkAction, VirtualOfficer
 from terminal.client import TerminalClient, TerminalConfig
 from terminal.fleet import FleetTotals, TerminalFleet
+from terminal.region import Entity, Region
 
 log = logging.getLogger(__name__)
 

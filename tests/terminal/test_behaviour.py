@@ -14,17 +14,9 @@ from shapely.ops import unary_union
 
 from schemas.ack import AckStatus
 from schemas.commands import Command
-from terminal.behaviour import (
-    BehaviourConfig,
-    Entity,
-    EventAction,
-    FixAction,
-    NetworkAction,
-    Region,
-    VirtualOfficer,
-    _metres,
-)
+from terminal.behaviour import BehaviourConfig, EventAction, FixAction, NetworkAction, VirtualOfficer
 from terminal.client import EVENT_MODELS
+from terminal.region import Entity, Region, metres
 from terminal.response import BUSY_NOTE, AckAction, ResponseConfig
 
 FIXED = lambda: datetime(2025, 6, 1, tzinfo=UTC)  # noqa: E731
@@ -153,7 +145,7 @@ def test_accepts_after_a_human_delay_walks_to_a_near_place_and_is_done_after_arr
     assert moving[0][0] >= accepted_at, "sets off once accepted"
     arrived_at = next(t for t, a, _ in out if isinstance(a, FixAction) and (a.lon, a.lat) == NEAR)
     set_off = [a for t, a, _ in out if isinstance(a, FixAction) and t < accepted_at][-1]  # it patrolled until then
-    distance = _metres((set_off.lon, set_off.lat), NEAR)
+    distance = metres((set_off.lon, set_off.lat), NEAR)
     assert distance / 1.5 - 5 <= arrived_at - accepted_at + 5 <= distance / 1.3 + 5
     assert 120 <= done_at - arrived_at <= 900 + 10
     on_site = [a for t, a, _ in out if isinstance(a, FixAction) and arrived_at < t < done_at]
