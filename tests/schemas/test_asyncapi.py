@@ -13,7 +13,7 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ingest.pipeline import RejectReason
-from schemas import asyncapi
+from schemas import asyncapi, asyncapi_examples
 from schemas.ack import CommandAck
 from schemas.commands import Command, SignedCommand
 from schemas.events import parse_event
@@ -96,20 +96,20 @@ def test_command_channels_carry_signed_commands_and_every_rejection_is_documente
 def test_signed_examples_verify_with_the_documented_key_and_the_tampered_one_does_not() -> None:
     doc = yaml.safe_load((asyncapi.OUT_DIR / "asyncapi.yaml").read_text())  # as a terminal maker reads them
     key = load_public_key(doc["info"]["x-gridwatch-example-public-key"].encode())
-    now = asyncapi.T0 + timedelta(minutes=1)
+    now = asyncapi_examples.T0 + timedelta(minutes=1)
     signed = [json.dumps(e["payload"]).encode() for e in doc["components"]["messages"]["SignedCommand"]["examples"]]
     assert len(signed) == 3
     commands = [verify_command(key, b, "T-0001", now) for b in signed]
-    inside = [Command.model_validate(p) for _, p in asyncapi.command_examples()["Command"]]
+    inside = [Command.model_validate(p) for _, p in asyncapi_examples.command_examples()["Command"]]
     assert commands == inside
     assert [c.action for c in commands] == ["issue", "amend", "cancel"] and len({c.order_id for c in commands}) == 1
     with pytest.raises(CommandRefused) as refused:
         verify_command(key, signed[0], "T-0002", now)
     assert refused.value.reason is CommandRejection.NOT_ADDRESSED
     with pytest.raises(CommandRefused) as refused:
-        verify_command(key, signed[0], "T-0001", asyncapi.T0 + timedelta(hours=3))
+        verify_command(key, signed[0], "T-0001", asyncapi_examples.T0 + timedelta(hours=3))
     assert refused.value.reason is CommandRejection.EXPIRED
-    ((_, tampered),) = asyncapi.command_examples()["TamperedCommand"]
+    ((_, tampered),) = asyncapi_examples.command_examples()["TamperedCommand"]
     with pytest.raises(CommandRefused) as refused:
         verify_command(key, json.dumps(tampered).encode(), "T-0001", now)
     assert refused.value.reason is CommandRejection.BAD_SIGNATURE
@@ -129,7 +129,7 @@ def test_examples_validate_against_the_models() -> None:
         "Receipt": Receipt.model_validate_json,
     }
     seen_kinds = set()
-    for name, items in asyncapi.examples().items():
+    for name, items in asyncapi_examples.examples().items():
         for _, payload in items:
             parsed = parse[name](json.dumps(payload).encode())
             if name == "TerminalEvent":
