@@ -5,7 +5,8 @@ or a fault run that restarts or kills a broker must do it to a broker of its own
 ``mosquitto -c`` (in the foreground, so the PID is ours) with a copy of
 deploy/mosquitto/gridwatch.conf: port, persistence folder, log and PID file changed, nothing else —
 so the same accounts too: the platform's, with this checkout's passwords (broker.conf). With
-``tls=True`` it also listens with TLS on a second port, with a self-signed CA made for it.
+``tls=True`` it also listens with TLS on a second port, with a self-signed CA made for it
+(``require_client_cert=True``: and admits only clients with a certificate from that CA).
 """
 
 from __future__ import annotations
@@ -37,12 +38,13 @@ def _listening(port: int) -> bool:
 
 
 class LocalBroker:
-    def __init__(self, workdir: Path, port: int | None = None, tls: bool = False):
+    def __init__(self, workdir: Path, port: int | None = None, tls: bool = False, require_client_cert: bool = False):
         self.dir = Path(workdir)
         self.port = port or free_port()
         tls_files = {"mqtt_tls_cafile": self.dir / "tls" / "ca.crt", "mqtt_tls_certfile": self.dir / "tls" / "server.crt",
                      "mqtt_tls_keyfile": self.dir / "tls" / "server.key"}
-        self.settings = Settings().model_copy(update={"mqtt_tls_port": free_port() if tls else None, **tls_files})
+        self.settings = Settings().model_copy(update={"mqtt_tls_port": free_port() if tls else None, **tls_files,
+                                                      "mqtt_tls_require_client_cert": require_client_cert})
         self.proc: subprocess.Popen | None = None
         self.conf = self.dir / "mosquitto.conf"
         self.log = self.dir / "log" / "mosquitto.log"

@@ -8,6 +8,7 @@
     terminal sync [ID ...] [--dry-run]           terminals' grids as the registry says (person_grid)
     account add NAME --duty ingest|orders        another platform process (e.g. gridwatch-ingest-2)
     account rotate NAME                          new password; the running process reconnects with it
+    cert issue NAME [--out DIR]                  a client certificate for mutual TLS, from the setup's CA
     check                                        the admin account can manage the broker
 
 Set-up steps (./gw setup): ``render-conf`` and ``init-accounts`` (while the broker is down).
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import psycopg
 
-from broker import accounts, conf, secrets, sync
+from broker import accounts, conf, secrets, sync, tls
 from broker.control import ControlError, DynsecControl
 from schemas.settings import get_settings
 from schemas.topics import TERMINAL_ID_PATTERN, Topics
@@ -65,6 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     aa.add_argument("name")
     aa.add_argument("--duty", choices=[accounts.Duty.INGEST.value, accounts.Duty.ORDERS.value], required=True)
     acct.add_parser("rotate", help="new password in the secrets file and on the broker; its process reconnects with it").add_argument("name")
+    cert = sub.add_parser("cert", help="client certificates for mutual TLS").add_subparsers(dest="action", required=True)
+    issue = cert.add_parser("issue", help="a client certificate for NAME (a terminal id or platform account)")
+    issue.add_argument("name")
+    issue.add_argument("--out", type=Path, default=Path("var/tls/clients"), help="folder for NAME.crt and NAME.key")
     return p
 
 
@@ -93,6 +98,8 @@ def _dispatch(args: argparse.Namespace, s) -> int:
         print(f"{path}: platform accounts {', '.join(sorted(accounts.PLATFORM_ACCOUNTS))}; passwords in "
               f"{s.mqtt_secrets_file} ({len(passwords)} entries, mode 0600)")
         return 0
+    if args.command == "cert":
+        return _issue_client_cert(s, args.name, args.out)
     with DynsecControl(s) as broker:
         if args.command == "check":
             count = broker.run([accounts.command("listClients")])[0]["data"]["totalCount"]
@@ -103,6 +110,23 @@ def _dispatch(args: argparse.Namespace, s) -> int:
                 return _rotate_platform_account(broker, s, args.name)
             return _add_platform_account(broker, s, args.name, accounts.Duty(args.duty))
         return _terminal(broker, s, topics, args)
+
+
+def _issue_client_cert(s, name: str, out: Path) -> int:
+    """A certificate and key for ``name`` from the CA ./gw setup made, and the settings that use them."""
+    if not re.match(TERMINAL_ID_PATTERN, name):
+        log.error("%r is not a terminal id or account name", name)
+        return 2
+    certfile, keyfile = out / f"{name}.crt", out / f"{name}.key"
+    try:
+        tls.issue_client_cert(s.mqtt_tls_cafile, name, certfile, keyfile)
+    except FileNotFoundError as exc:
+        log.error("%s", exc)
+        return 1
+    print(f"{certfile} and {keyfile} (mode 0600), signed by {s.mqtt_tls_cafile}; the client sets\n"
+          f"  GRIDWATCH_MQTT_TLS_CA={s.mqtt_tls_cafile}\n"
+          f"  GRIDWATCH_MQTT_TLS_CLIENT_CERT={certfile}\n  GRIDWATCH_MQTT_TLS_CLIENT_KEY={keyfile}")
+    return 0
 
 
 def _terminal(broker: DynsecControl, s, topics: Topics, args: argparse.Namespace) -> int:

@@ -50,6 +50,9 @@ def tls_listener(settings: Settings) -> str:
         f"certfile {settings.mqtt_tls_certfile.resolve()}\n"
         f"keyfile {settings.mqtt_tls_keyfile.resolve()}\n"
         f"cafile {settings.mqtt_tls_cafile.resolve()}\n"
+        + ("# Mutual TLS (GRIDWATCH_MQTT_TLS_REQUIRE_CLIENT_CERT): no certificate from that CA, no connection;\n"
+           "# the account's password is checked as well.\nrequire_certificate true\n"
+           if settings.mqtt_tls_require_client_cert else "")
     )
 
 

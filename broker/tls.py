@@ -1,7 +1,9 @@
-"""A self-signed CA and a broker certificate for the TLS listener, when the operator has none.
+"""A self-signed CA and a broker certificate for the TLS listener, when the operator has none,
+and client certificates from that CA for mutual TLS (``python -m broker cert issue NAME``).
 
 For a development machine or a closed network; a bureau with its own PKI points
-GRIDWATCH_MQTT_TLS_CERTFILE/KEYFILE/CAFILE at its files and this never runs.
+GRIDWATCH_MQTT_TLS_CERTFILE/KEYFILE/CAFILE at its files, issues client certificates from it,
+and this never runs.
 """
 
 from __future__ import annotations
@@ -53,6 +55,27 @@ def make_self_signed(cafile: Path, certfile: Path, keyfile: Path, names: list[st
     _write_key(Path(cafile).with_suffix(".key"), ca_key)
     _write_key(Path(keyfile), key)
     Path(cafile).write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    Path(certfile).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def issue_client_cert(cafile: Path, name: str, certfile: Path, keyfile: Path, days: int = 825) -> None:
+    """A client certificate for ``name`` (its common name: the terminal id or platform account),
+    signed by the CA whose key lies next to ``cafile`` (.key, as make_self_signed leaves it)."""
+    ca_key_file = Path(cafile).with_suffix(".key")
+    if not ca_key_file.exists():
+        raise FileNotFoundError(f"{ca_key_file}: the CA's key is not here (a CA of your own PKI issues its own certificates)")
+    ca = x509.load_pem_x509_certificate(Path(cafile).read_bytes())
+    ca_key = serialization.load_pem_private_key(ca_key_file.read_bytes(), password=None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(_name(name)).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    Path(certfile).parent.mkdir(parents=True, exist_ok=True)
+    _write_key(Path(keyfile), key)
     Path(certfile).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 

@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     mqtt_tls_certfile: Path = Field(Path("var/tls/server.crt"), description="Broker: the TLS listener's certificate (PEM)")
     mqtt_tls_keyfile: Path = Field(Path("var/tls/server.key"), description="Broker: its private key (PEM)")
     mqtt_tls_cafile: Path = Field(Path("var/tls/ca.crt"), description="Broker: the CA that signed it (what clients get as GRIDWATCH_MQTT_TLS_CA)")
+    mqtt_tls_require_client_cert: bool = Field(
+        False, description="Broker: the TLS listener admits only clients showing a certificate signed by that CA (mutual TLS; `python -m broker cert issue NAME` makes one), password still checked"
+    )
+    mqtt_tls_client_cert: Path | None = Field(
+        None, description="The certificate (PEM) this process shows a broker that requires one; its key in GRIDWATCH_MQTT_TLS_CLIENT_KEY"
+    )
+    mqtt_tls_client_key: Path | None = Field(None, description="The private key (PEM) of GRIDWATCH_MQTT_TLS_CLIENT_CERT")
     topic_prefix: str = Field("gw/v1", description="Prefix of every protocol topic")
     mqtt_session_expiry_s: int = Field(
         7 * 24 * 3600, description="How long the broker keeps ingest's session (and queued fixes) while ingest is away"
@@ -247,8 +254,14 @@ class Settings(BaseSettings):
         return (account, password) if isinstance(password, str) else None
 
     def mqtt_tls_context(self) -> ssl.SSLContext | None:
-        """TLS that verifies the broker's certificate and name against mqtt_tls_ca; None for plain TCP."""
-        return None if self.mqtt_tls_ca is None else ssl.create_default_context(cafile=str(self.mqtt_tls_ca))
+        """TLS that verifies the broker's certificate and name against mqtt_tls_ca, and shows the
+        broker mqtt_tls_client_cert when one is set; None for plain TCP."""
+        if self.mqtt_tls_ca is None:
+            return None
+        context = ssl.create_default_context(cafile=str(self.mqtt_tls_ca))
+        if self.mqtt_tls_client_cert is not None:
+            context.load_cert_chain(self.mqtt_tls_client_cert, self.mqtt_tls_client_key)
+        return context
 
     def secure_mqtt_client(self, client, account: str) -> None:
         """Give a paho client the login and TLS of ``account`` (no paho import here: duck-typed)."""
