@@ -47,6 +47,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 import redis
 
+from bench.cpu_limit import cpu_limit
 from bench.local_broker import LocalBroker
 from bench.local_postgres import LocalPostgres
 from broker.dev import dev_settings
@@ -362,7 +363,18 @@ def main() -> int:
     ap.add_argument("--rates", default="drain,full,10000,5000",
                     help="comma-separated fixes/s; 'full': as fast as the publisher goes; 'drain': see run()")
     ap.add_argument("--only", default="flow,x1,x2", help="consumers to run: flow, x1 (one ingest), x2 (two ingests)")
+    ap.add_argument("--cpu-limit", type=float, metavar="CPUS",
+                    help="run everything (broker, PostgreSQL, consumers, publisher) within this many CPUs: a slow host"
+                         " on demand (bench/cpu_limit.py; root, cgroup cpu controller)")
     args = ap.parse_args()
+    if args.cpu_limit:
+        print(f"everything of this run shares {args.cpu_limit:g} CPUs (Redis excepted)", flush=True)
+        with cpu_limit(args.cpu_limit):
+            return _bench(args)
+    return _bench(args)
+
+
+def _bench(args: argparse.Namespace) -> int:
     base = dev_settings(get_settings())  # the broker admits no anonymous client
     if args.mode == "flow":
         flow_consumer(base)
