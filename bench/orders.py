@@ -53,7 +53,8 @@ from schemas.settings import Settings
 from schemas.signing import generate_keypair, load_public_key
 from terminal.client import TerminalConfig
 from terminal.fleet import TerminalFleet
-from terminal.mqtt import ConnectionOptions, MqttConnection, NetworkLoop
+from terminal.mqtt import ConnectionOptions, MqttConnection
+from terminal.netloop import NetworkLoop
 
 ROOT = Path(__file__).resolve().parent.parent
 

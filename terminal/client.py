@@ -29,7 +29,7 @@
 * Every payload is a schema model's ``model_dump_json`` (arrays are those dumps joined, byte-for-byte
   what ``TypeAdapter(list[GpsFix]).dump_json`` gives).
 
-Threading: all network work happens on a :class:`~terminal.mqtt.NetworkLoop` thread. ``send_*``
+Threading: all network work happens on a :class:`~terminal.netloop.NetworkLoop` thread. ``send_*``
 may be called from any thread: the message is built (and its ``seq`` taken) at once, in call order,
 and handed to the loop.
 """
@@ -67,7 +67,8 @@ from schemas.status import TerminalStatus
 from schemas.topics import Channel, Topics
 from terminal.buffer import DeliveryBuffer, Entry, Outgoing
 from terminal.chunking import chunk_entries
-from terminal.mqtt import ConnectionOptions, MqttConnection, NetworkLoop, TimerHandle
+from terminal.mqtt import ConnectionOptions, MqttConnection
+from terminal.netloop import NetworkLoop, TimerHandle
 from terminal.seqstate import SeqState
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 Each terminal keeps its own MQTT session (client id = terminal id, its own Last Will): identity is
 the topic and the client id, so terminals never share a connection. What they share is the
-:class:`~terminal.mqtt.NetworkLoop`: one thread and one epoll selector service every socket,
+:class:`~terminal.netloop.NetworkLoop`: one thread and one epoll selector service every socket,
 instead of the one thread per client that paho's ``loop_start()`` would cost.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from terminal.client import CommandHandler, TerminalClient, TerminalConfig
-from terminal.mqtt import NetworkLoop
+from terminal.netloop import NetworkLoop
 
 log = logging.getLogger(__name__)
 
